@@ -1,0 +1,114 @@
+"""query bytes + snapshot -> response bytes. No sockets, clocks or Kubernetes here.
+
+The response is concatenated from pre-encoded record tails (see
+``zone.rrset``): owners are compression pointers into the echoed question, so
+no name is encoded per query. Because the output depends only on the message
+(less its ID) and the snapshot, a cache of responses can sit in front.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..zone.snapshot import Snapshot
+from .lookup import Outcome, Result, lookup
+from .wire import HEADER, Dropped, FormError, NotImplementedOpcode, Query, parse_query, read_header
+
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
+BADVERS = 16  # extended RCODE (RFC 6891 9): the upper 8 bits travel in OPT
+QR, AA, TC = 0x8000, 0x0400, 0x0200
+KEPT_FLAGS = 0x7800 | 0x0100 | 0x0010  # opcode, RD, CD are copied from the query
+ANSWER_POINTER = b"\xc0\x0c"  # the question name always starts at offset 12
+CLASSIC_UDP = 512  # RFC 1035 4.2.1, without EDNS
+TCP_LIMIT = 65535
+
+# How each outcome shows in the header and the authority section.
+_SHAPES: dict[Outcome, tuple[int, bool, bool]] = {  # rcode, authoritative, SOA in authority
+    Outcome.ANSWER: (NOERROR, True, False),
+    Outcome.NODATA: (NOERROR, True, True),  # RFC 2308 2.2
+    Outcome.NXDOMAIN: (NXDOMAIN, True, True),  # RFC 2308 2.1
+    Outcome.REFUSED: (REFUSED, False, False),
+    Outcome.SERVFAIL: (SERVFAIL, False, False),
+    Outcome.FORMERR: (FORMERR, False, False),
+}
+
+
+class Responder:
+    """Holds what the wire format needs beyond the zone: the UDP payload we allow."""
+
+    def __init__(self, max_udp_payload: int = 1232) -> None:
+        # 1232 avoids IP fragmentation on any path (DNS Flag Day 2020).
+        self.max_udp_payload = max(CLASSIC_UDP, min(max_udp_payload, TCP_LIMIT))
+
+    def respond(self, message: bytes, snapshot: Snapshot, udp: bool = True) -> bytes | None:
+        """The response to send, or None when the message deserves none."""
+        try:
+            query = parse_query(message)
+        except Dropped:
+            return None
+        except (FormError, NotImplementedOpcode) as error:
+            return _bare_error(message, NOTIMP if isinstance(error, NotImplementedOpcode) else FORMERR)
+        if query.edns is not None and query.edns.version > 0:
+            return self._build(query, BADVERS, False, [], [], [], CLASSIC_UDP)  # RFC 6891 6.1.3
+        result = lookup(snapshot, query.labels, query.qtype, query.qclass)
+        return self._answer(query, result, snapshot, self._limit(query, udp))
+
+    def _limit(self, query: Query, udp: bool) -> int:
+        if not udp:
+            return TCP_LIMIT
+        if query.edns is None:
+            return CLASSIC_UDP
+        return max(CLASSIC_UDP, min(query.edns.payload, self.max_udp_payload))
+
+    def _answer(self, query: Query, result: Result, snapshot: Snapshot, limit: int) -> bytes:
+        rcode, authoritative, negative = _SHAPES[result.outcome]
+        answer, authority, additional = [], [], []
+        if authoritative:
+            # The zone apex inside the question, for owners below the apex.
+            apex = struct.pack("!H", 0xC000 | _apex_offset(query, snapshot))
+            if negative:
+                authority.append(apex + snapshot.negative_soa)
+            if result.rrset is not None:
+                answer = [ANSWER_POINTER + tail for tail in result.rrset.tails]
+                additional = [glue.owner + apex + t for glue in result.rrset.glue for t in glue.tails]
+        return self._build(query, rcode, authoritative, answer, authority, additional, limit)
+
+    def _build(self, query, rcode, authoritative, answer, authority, additional, limit) -> bytes:
+        opt = self._opt(query, rcode)
+        flags = QR | (query.flags & KEPT_FLAGS) | (AA if authoritative else 0) | (rcode & 0xF)
+        sections = [answer, authority, additional]
+        message = _pack(query, flags, sections, opt)
+        if len(message) > limit and additional:
+            # Additional data is optional: drop it before truncating (RFC 2181 9).
+            sections[2] = []
+            message = _pack(query, flags, sections, opt)
+        if len(message) > limit:
+            # RFC 1035 4.2.1 / RFC 7766: TC with the question, the client retries on TCP.
+            message = _pack(query, flags | TC, [[], [], []], opt)
+        return message
+
+    def _opt(self, query: Query, rcode: int) -> bytes:
+        if query.edns is None:
+            return b""
+        ttl = ((rcode >> 4) << 24) | (0x8000 if query.edns.do else 0)
+        return b"\x00" + struct.pack("!HHIH", 41, self.max_udp_payload, ttl, 0)
+
+
+def _pack(query: Query, flags: int, sections: list[list[bytes]], opt: bytes) -> bytes:
+    answer, authority, additional = sections
+    header = HEADER.pack(query.id, flags, 1, len(answer), len(authority), len(additional) + bool(opt))
+    return b"".join((header, query.question, *answer, *authority, *additional, opt))
+
+
+def _apex_offset(query: Query, snapshot: Snapshot) -> int:
+    below = len(query.labels) - len(snapshot.origin)
+    return query.offsets[below] if below < len(query.offsets) else 12 + sum(len(l) + 1 for l in query.labels)
+
+
+def _bare_error(message: bytes, rcode: int) -> bytes | None:
+    """FORMERR/NOTIMP for a message we could not read: the header alone (RFC 1035 4.1.1)."""
+    try:
+        ident, flags, _ = read_header(message)
+    except Dropped:
+        return None
+    return HEADER.pack(ident, QR | (flags & KEPT_FLAGS) | rcode, 0, 0, 0, 0)

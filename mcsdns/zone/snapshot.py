@@ -1,0 +1,89 @@
+"""The immutable zone a query reads: one snapshot per query, swapped whole.
+
+Services live in a HAMT (``immutables.Map``) so that a change to one service
+makes a new snapshot in O(log n) without copying the others; that is what lets
+updates stay incremental while readers never see a half-applied change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dnslib
+import immutables
+
+from .build import ServiceEntry
+from .rrset import NS, SOA, TXT, Labels, Node, RRset, labels_of, tail
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSettings:
+    origin: str = "clusterset.local"
+    ttl: int = 5
+    dns_version: str = "1.0.0"
+    # SOA timers: only secondaries read them and we have none; the minimum is
+    # what matters, as the negative-caching TTL (RFC 2308 section 5).
+    refresh: int = 7200
+    retry: int = 1800
+    expire: int = 86400
+
+    @property
+    def labels(self) -> Labels:
+        return labels_of(self.origin)
+
+    @property
+    def nameserver(self) -> str:
+        return f"ns.dns.{self.origin.strip('.')}."
+
+    @property
+    def hostmaster(self) -> str:
+        return f"hostmaster.{self.origin.strip('.')}."
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    origin: Labels
+    serial: int
+    ready: bool
+    apex: dict[Labels, Node]  # names outside svc.<zone>: the apex and dns-version
+    services: immutables.Map  # (namespace, service) as bytes -> ServiceEntry
+    namespaces: immutables.Map  # namespace as bytes -> how many services it holds
+    negative_soa: bytes  # SOA tail for the authority of negative answers
+
+    def node(self, below: Labels) -> Node | None:
+        """The node at labels below the apex, or None if the name does not exist."""
+        if not below or below[-1] != b"svc":
+            return self.apex.get(below)
+        if len(below) == 1:
+            return _ENT if self.services else None
+        if len(below) == 2:
+            return _ENT if below[0] in self.namespaces else None
+        entry: ServiceEntry | None = self.services.get((below[-2], below[-3]))
+        return entry.names.get(below[:-3]) if entry is not None else None
+
+
+_ENT = Node()
+
+
+def apex_names(settings: ZoneSettings, serial: int) -> tuple[dict[Labels, Node], bytes]:
+    """The apex SOA and NS, dns-version TXT, and the SOA used in negative answers."""
+    ttl = minimum = settings.ttl
+    negative_ttl = min(ttl, minimum)  # RFC 2308 section 5
+
+    def soa(record_ttl: int) -> bytes:
+        times = (serial, settings.refresh, settings.retry, settings.expire, minimum)
+        return tail(SOA, record_ttl, dnslib.SOA(settings.nameserver, settings.hostmaster, times))
+
+    apex = Node(
+        {
+            SOA: RRset(SOA, (soa(ttl),)),
+            NS: RRset(NS, (tail(NS, ttl, dnslib.NS(settings.nameserver)),)),
+        }
+    )
+    version = Node({TXT: RRset(TXT, (tail(TXT, ttl, dnslib.TXT(settings.dns_version)),))})
+    return {(): apex, (b"dns-version",): version}, soa(negative_ttl)
+
+
+def empty_snapshot(settings: ZoneSettings, serial: int) -> Snapshot:
+    apex, negative = apex_names(settings, serial)
+    return Snapshot(settings.labels, serial, False, apex, immutables.Map(), immutables.Map(), negative)

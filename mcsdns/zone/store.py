@@ -1,0 +1,155 @@
+"""The only writer of the zone: applies source events, publishes snapshots.
+
+Each batch of events touches a set of services; only those are rebuilt, and a
+rebuilt service that equals the old one changes nothing (no new snapshot, no
+serial bump: status-only updates stay invisible). The serial follows RFC 1982
+arithmetic and moves once per batch that DNS can see.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Callable, Iterable
+
+from ..model.events import Delete, Event, Outage, Recovered, Replace, Upsert
+from ..model.records import EndpointSlice, Kind, Record, Service, ServiceImport, key_of
+from .build import build_service
+from .snapshot import Snapshot, ZoneSettings, apex_names, empty_snapshot
+
+log = logging.getLogger(__name__)
+
+Key = tuple[Kind, str, str]
+ServiceKey = tuple[str, str]  # (namespace, service name)
+KARMADA_PREFIX = "derived-"
+
+
+class ZoneStore:
+    def __init__(
+        self,
+        settings: ZoneSettings,
+        initial_serial: int,
+        required: frozenset[Kind] = frozenset(Kind),
+        on_publish: Callable[[Snapshot], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.required = required
+        self.outage: str | None = None
+        self._objects: dict[Key, Record] = {}
+        self._slices: dict[ServiceKey, set[Key]] = {}
+        self._listed: set[Kind] = set()
+        self._on_publish = on_publish
+        self.snapshot = empty_snapshot(settings, initial_serial % 2**32)
+
+    @property
+    def ready(self) -> bool:
+        return self.snapshot.ready
+
+    def apply(self, events: Iterable[Event]) -> Snapshot:
+        touched: set[ServiceKey] = set()
+        for event in events:
+            match event:
+                case Upsert(record):
+                    self._put(record, touched)
+                case Delete(kind, namespace, name):
+                    self._drop((kind, namespace, name), touched)
+                case Replace(kind, records):
+                    self._replace(kind, records, touched)
+                case Outage(reason):
+                    self.outage = reason
+                case Recovered():
+                    self.outage = None
+        self._publish(touched)
+        return self.snapshot
+
+    def objects(self) -> list[Record]:
+        return list(self._objects.values())
+
+    def _put(self, record: Record, touched: set[ServiceKey]) -> None:
+        key = key_of(record)
+        old = self._objects.get(key)
+        if old == record:
+            return
+        if old is not None:
+            self._drop(key, touched)
+        self._objects[key] = record
+        if isinstance(record, EndpointSlice):
+            self._slices.setdefault((record.namespace, record.service), set()).add(key)
+        touched.update(_services_of(record))
+
+    def _drop(self, key: Key, touched: set[ServiceKey]) -> None:
+        record = self._objects.pop(key, None)
+        if record is None:
+            return
+        if isinstance(record, EndpointSlice):
+            group = self._slices.get((record.namespace, record.service), set())
+            group.discard(key)
+            if not group:
+                self._slices.pop((record.namespace, record.service), None)
+        touched.update(_services_of(record))
+
+    def _replace(self, kind: Kind, records: tuple[Record, ...], touched: set[ServiceKey]) -> None:
+        fresh = {key_of(record): record for record in records}
+        for key in [key for key in self._objects if key[0] == kind and key not in fresh]:
+            self._drop(key, touched)
+        for record in fresh.values():
+            self._put(record, touched)
+        self._listed.add(kind)
+
+    def _publish(self, touched: set[ServiceKey]) -> None:
+        old = self.snapshot
+        services = old.services.mutate()
+        namespaces = old.namespaces.mutate()
+        changed = False
+        for namespace, name in touched:
+            key = (namespace.encode(), name.encode())
+            before = services.get(key)
+            after = self._build(namespace, name)
+            if before == after:
+                continue
+            changed = True
+            count = namespaces.get(key[0], 0) + (after is not None) - (before is not None)
+            if after is None:
+                del services[key]
+            else:
+                services[key] = after
+            if count:
+                namespaces[key[0]] = count
+            elif key[0] in namespaces:
+                del namespaces[key[0]]
+        ready = self.required <= self._listed
+        if not changed and ready == old.ready:
+            return
+        serial = (old.serial + 1) % 2**32 if changed else old.serial
+        apex, negative = apex_names(self.settings, serial) if changed else (old.apex, old.negative_soa)
+        self.snapshot = replace(
+            old,
+            serial=serial,
+            ready=ready,
+            apex=apex,
+            negative_soa=negative,
+            services=services.finish(),
+            namespaces=namespaces.finish(),
+        )
+        if self._on_publish is not None:
+            self._on_publish(self.snapshot)
+
+    def _build(self, namespace: str, name: str):
+        imported = self._objects.get((Kind.SERVICE_IMPORT, namespace, name))
+        if not isinstance(imported, ServiceImport):
+            return None
+        slices = [self._objects[key] for key in sorted(self._slices.get((namespace, name), ()))]
+        derived = self._objects.get((Kind.SERVICE, namespace, KARMADA_PREFIX + name))
+        return build_service(self.settings.labels, self.settings.ttl, imported, slices, derived)
+
+
+def _services_of(record: Record) -> list[ServiceKey]:
+    """Which services' names a record feeds."""
+    match record:
+        case ServiceImport(namespace=namespace, name=name):
+            return [(namespace, name)]
+        case EndpointSlice(namespace=namespace, service=service):
+            return [(namespace, service)]
+        case Service(namespace=namespace, name=name) if name.startswith(KARMADA_PREFIX):
+            return [(namespace, name[len(KARMADA_PREFIX) :])]
+    return []

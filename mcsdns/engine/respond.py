@@ -8,12 +8,14 @@ no name is encoded per query. Because the output depends only on the message
 
 from __future__ import annotations
 
+import logging
 import struct
 
 from ..zone.snapshot import Snapshot
 from .lookup import Outcome, Result, lookup
 from .wire import HEADER, Dropped, FormError, NotImplementedOpcode, Query, parse_query, read_header
 
+log = logging.getLogger(__name__)
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16  # extended RCODE (RFC 6891 9): the upper 8 bits travel in OPT
 QR, AA, TC = 0x8000, 0x0400, 0x0200
@@ -50,8 +52,12 @@ class Responder:
             return _bare_error(message, NOTIMP if isinstance(error, NotImplementedOpcode) else FORMERR)
         if query.edns is not None and query.edns.version > 0:
             return self._build(query, BADVERS, False, [], [], [], CLASSIC_UDP)  # RFC 6891 6.1.3
-        result = lookup(snapshot, query.labels, query.qtype, query.qclass)
-        return self._answer(query, result, snapshot, self._limit(query, udp))
+        limit = self._limit(query, udp)
+        try:
+            return self._answer(query, lookup(snapshot, query.labels, query.qtype, query.qclass), snapshot, limit)
+        except Exception:  # a bug costs this answer (SERVFAIL), never the server
+            log.exception("SERVFAIL for %r", query.labels)
+            return self._answer(query, Result(Outcome.SERVFAIL), snapshot, limit)
 
     def _limit(self, query: Query, udp: bool) -> int:
         if not udp:

@@ -6,8 +6,9 @@ below the service name (``()`` is the service name itself) to nodes; two builds
 of the same inputs are equal, so the store can tell whether DNS sees a change.
 
 Records follow the MCS DNS specification (KEP-1645 specification.md, 1.0.0):
-  ClusterSetIP (2.3): A/AAAA = the clusterset IPs; _<port>._<proto> SRV per
-      named port, target the service name.
+  ClusterSetIP (2.3): A/AAAA = the clusterset IPs (see ``clusterset_ips`` for
+      producers that leave spec.ips empty); _<port>._<proto> SRV per named
+      port, target the service name.
   Headless (2.4): A/AAAA = every ready endpoint address of every cluster;
       <host>.<cluster> A/AAAA per ready endpoint; _<port>._<proto> SRV per
       ready endpoint x named port, target the endpoint name; no ready
@@ -55,8 +56,7 @@ def build_service(
         if not targets:
             return None  # spec 2.4.1: no ready endpoint -> NXDOMAIN
     else:
-        ips = imported.ips or (derived.cluster_ips if derived else ())
-        targets = [Target((), ips)]
+        targets = [Target((), clusterset_ips(imported, slices, derived))]
     names: Names = {}
     everything = tuple(dict.fromkeys(ip for target in targets for ip in target.addresses))
     _add(names, (), address_rrsets(everything, ttl))
@@ -66,6 +66,19 @@ def build_service(
     ports_of = _ports_by_target(imported, slices, targets)
     _add_srv(names, origin, service_labels, ttl, ports_of)
     return ServiceEntry(names)
+
+
+def clusterset_ips(imported: ServiceImport, slices: list[EndpointSlice], derived: Service | None) -> tuple[str, ...]:
+    """Where a ClusterSetIP name points, by producer: ``spec.ips`` (the standard);
+    else the ClusterIPs of Karmada's ``derived-<svc>`` Service; else, as
+    Submariner's lighthouse does, the ready endpoints of the per-cluster slices
+    (each holds that cluster's service IP)."""
+    if imported.ips:
+        return imported.ips
+    if derived is not None and derived.cluster_ips:
+        return derived.cluster_ips
+    ready = (ip for piece in slices for endpoint in piece.endpoints if endpoint.ready for ip in endpoint.addresses)
+    return tuple(dict.fromkeys(ready))
 
 
 def _headless_targets(slices: list[EndpointSlice]) -> list[Target]:

@@ -1,0 +1,137 @@
+"""``mcsdns serve``: flags and ``MCSDNS_*`` environment -> Config -> app.
+
+Every flag can also come from the environment as ``MCSDNS_<FLAG>`` (dashes as
+underscores, e.g. ``MCSDNS_LISTEN``); a flag on the command line wins. Bad
+settings print one line on stderr and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .config import (
+    LOG_LEVELS,
+    PRODUCERS,
+    Config,
+    ConfigError,
+    bounded,
+    choice,
+    parse_address,
+    parse_cluster_id,
+    parse_flag,
+    parse_zone,
+)
+
+EXIT_USAGE = 2
+# (flag, metavar, help); the default shown is Config's.
+_FLAGS = [
+    ("--source", "PATH|kube", "a YAML/JSON file or folder of Kubernetes objects, or 'kube' for the Kubernetes API (required)"),
+    ("--listen", "HOST:PORT", "UDP and TCP address to answer on; repeat or comma-separate for several (default 0.0.0.0:5353)"),
+    ("--zone", "NAME", "the zone to serve (default clusterset.local)"),
+    ("--ttl", "SECONDS", "TTL of every record, and the negative-caching TTL (default 5)"),
+    ("--dns-version", "TEXT", "the TXT at dns-version.<zone> (default 1.0.0, the MCS DNS schema)"),
+    ("--http", "HOST:PORT|off", "address for /healthz, /readyz and /metrics (default 0.0.0.0:8080)"),
+    ("--max-udp-payload", "BYTES", "largest UDP answer even if the client offers more (default 1232)"),
+    ("--tcp-idle-timeout", "SECONDS", "close a TCP connection idle this long (default 10)"),
+    ("--tcp-max-connections", "N", "refuse TCP connections beyond this many at once (default 1024)"),
+    ("--poll-interval", "SECONDS", "how often a folder source looks for edits (default 1)"),
+    ("--lameduck", "SECONDS", "on SIGTERM, report not-ready this long before closing (default 0)"),
+    ("--log-level", "LEVEL", "debug, info, warning or error (default info)"),
+    ("--kubeconfig", "FILE", "with --source kube: kubeconfig to use (default: in-cluster, then ~/.kube/config)"),
+    ("--context", "NAME", "with --source kube: kubeconfig context"),
+    ("--cluster-id", "ID", "this cluster's id, as in the source-cluster label (for --local-first)"),
+    ("--producer", "NAME", "with --source kube: auto, standard, karmada or lighthouse (default auto)"),
+    ("--local-first", "BOOL", "answer ClusterSetIP names with this cluster's backends while it has ready ones"),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every bad setting
+        fail(message)
+
+
+def fail(message: str) -> None:
+    print(f"mcsdns: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mcsdns", description="Authoritative DNS for Kubernetes Multi-Cluster Services.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="answer DNS for the zone",
+        description="Answer DNS for the zone. Every flag may also be set as MCSDNS_<FLAG> in the environment.",
+    )
+    for flag, metavar, text in _FLAGS:
+        env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
+        extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"}}.get(flag, {})
+        serve.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
+    return parser
+
+
+def _value(args: argparse.Namespace, flag: str, environ: dict[str, str]):
+    value = getattr(args, flag[2:].replace("-", "_"))
+    if value is None:
+        value = environ.get("MCSDNS_" + flag[2:].upper().replace("-", "_"))
+    return value
+
+
+def config_from(argv: list[str], environ: dict[str, str]) -> Config:
+    args = build_parser().parse_args(argv)
+    raw = {flag: _value(args, flag, environ) for flag, _, _ in _FLAGS}
+    if not raw["--source"]:
+        raise ConfigError("--source is required (a file or folder of YAML, or 'kube')")
+    defaults = Config(source="")
+    settings: dict = {"source": raw["--source"]}
+    if raw["--listen"]:
+        items = raw["--listen"] if isinstance(raw["--listen"], list) else [raw["--listen"]]
+        parts = [part for item in items for part in item.split(",") if part.strip()]
+        settings["listen"] = tuple(parse_address(part, "--listen") for part in parts)
+    if raw["--http"] is not None:
+        off = raw["--http"].strip().lower() in ("", "off", "none")
+        settings["http"] = None if off else parse_address(raw["--http"], "--http")
+    converters = {
+        "--zone": ("zone", parse_zone),
+        "--ttl": ("ttl", lambda v: bounded(v, "--ttl", 0, 2**31 - 1)),
+        "--dns-version": ("dns_version", _dns_version),
+        "--max-udp-payload": ("max_udp_payload", lambda v: bounded(v, "--max-udp-payload", 512, 65535)),
+        "--tcp-idle-timeout": ("tcp_idle_timeout", lambda v: bounded(v, "--tcp-idle-timeout", 0.1, 3600, float)),
+        "--tcp-max-connections": ("tcp_max_connections", lambda v: bounded(v, "--tcp-max-connections", 1, 65535)),
+        "--poll-interval": ("poll_interval", lambda v: bounded(v, "--poll-interval", 0.05, 3600, float)),
+        "--lameduck": ("lameduck", lambda v: bounded(v, "--lameduck", 0, 600, float)),
+        "--log-level": ("log_level", lambda v: choice(v.lower(), "--log-level", LOG_LEVELS)),
+        "--kubeconfig": ("kubeconfig", str),
+        "--context": ("context", str),
+        "--cluster-id": ("cluster_id", parse_cluster_id),
+        "--producer": ("producer", lambda v: choice(v.lower(), "--producer", PRODUCERS)),
+        "--local-first": ("local_first", lambda v: parse_flag(v, "--local-first")),
+    }
+    for flag, (field, convert) in converters.items():
+        if raw[flag] is not None:
+            settings[field] = convert(raw[flag])
+    if settings.get("local_first") and not settings.get("cluster_id"):
+        raise ConfigError("--local-first needs --cluster-id (which cluster is local?)")
+    return Config(**{**{f: getattr(defaults, f) for f in defaults.__dataclass_fields__}, **settings})
+
+
+def _dns_version(value: str) -> str:
+    if not value or len(value) > 255:
+        raise ConfigError("--dns-version: must be 1 to 255 characters")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = config_from(sys.argv[1:] if argv is None else argv, dict(os.environ))
+    except ConfigError as error:
+        fail(str(error))
+    from .app import run  # imported late: --help and bad flags stay fast
+
+    return run(config)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""One validated, frozen Config, built from flags and ``MCSDNS_*`` environment.
+
+Everything that can be wrong with the settings is found here, before anything
+binds or connects, and reported as a ``ConfigError`` with one line of text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+PRODUCERS = ("auto", "standard", "karmada", "lighthouse")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """A setting is unusable; the text names it and says why."""
+
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str
+    listen: tuple[Address, ...] = (("0.0.0.0", 5353),)
+    zone: str = "clusterset.local"
+    ttl: int = 5
+    dns_version: str = "1.0.0"
+    http: Address | None = ("0.0.0.0", 8080)
+    max_udp_payload: int = 1232
+    tcp_idle_timeout: float = 10.0
+    tcp_max_connections: int = 1024
+    poll_interval: float = 1.0
+    lameduck: float = 0.0
+    log_level: str = "info"
+    kubeconfig: str | None = None
+    context: str | None = None
+    cluster_id: str | None = None
+    producer: str = "auto"
+    local_first: bool = False
+
+
+def parse_address(text: str, what: str) -> Address:
+    """``HOST:PORT`` with an IP literal; IPv6 as ``[::1]:5353``."""
+    match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)", text.strip())
+    if not match:
+        raise ConfigError(f"{what}: {text!r} is not HOST:PORT (IPv6 as [::1]:5353)")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"{what}: {host!r} is not an IP address") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{what}: port {port} is not between 1 and 65535")
+    return host, port
+
+
+def parse_zone(text: str) -> str:
+    labels = text.strip().rstrip(".").split(".")
+    if not all(_LABEL.match(label) for label in labels) or len(".".join(labels)) > 253:
+        raise ConfigError(f"--zone: {text!r} is not a domain name")
+    return ".".join(labels).lower()
+
+
+def bounded(value: str | float, what: str, low: float, high: float, kind: type = int):
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: {value!r} is not a number") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{what}: {number} is not between {low:g} and {high:g}")
+    return number
+
+
+def choice(value: str, what: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{what}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def parse_cluster_id(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    labels = value.lower().split(".")
+    if len(labels) > 2 or not all(_LABEL.match(label) for label in labels):
+        raise ConfigError(f"--cluster-id: {value!r} is not one or two DNS labels")
+    return value.lower()
+
+
+def parse_flag(value: str | bool, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{what}: {value!r} is not true or false")

@@ -1,0 +1,74 @@
+"""DNS over TCP (RFC 7766): 2-byte length framing, several queries per
+connection answered in order, an idle timeout, and a cap on connections so a
+crowd of idle clients cannot exhaust the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+from ..observe.metrics import Metrics
+from .udp import Handler
+
+log = logging.getLogger(__name__)
+
+LENGTH = struct.Struct("!H")
+
+
+class TcpServer:
+    def __init__(self, handler: Handler, metrics: Metrics, idle_timeout: float, max_connections: int) -> None:
+        self.handler = handler
+        self.metrics = metrics
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self._server: asyncio.base_events.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+
+    async def close(self, grace: float = 1.0) -> None:
+        """Stop accepting, give open connections ``grace`` seconds, then cut them."""
+        if self._server is None:
+            return
+        self._server.close()
+        for writer in list(self._open):
+            writer.close()
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), grace)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._open) >= self.max_connections:
+            self.metrics.tcp_refused.inc()
+            writer.close()
+            return
+        self._open.add(writer)
+        try:
+            while await self._one(reader, writer):
+                pass
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass  # idle, closed by the client, or reset: all normal ends
+        finally:
+            self._open.discard(writer)
+            writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Answer one framed query; False ends the connection."""
+        (size,) = LENGTH.unpack(await asyncio.wait_for(reader.readexactly(2), self.idle_timeout))
+        message = await asyncio.wait_for(reader.readexactly(size), self.idle_timeout)
+        try:
+            response = self.handler(message, False)
+        except Exception:
+            log.exception("no answer to a %d-byte TCP query", size)
+            return False
+        if response is None:
+            self.metrics.dropped.labels("tcp").inc()
+            return size > 0
+        writer.write(LENGTH.pack(len(response)) + response)
+        await asyncio.wait_for(writer.drain(), self.idle_timeout)
+        self.metrics.response("tcp", response)
+        return True

@@ -1,0 +1,146 @@
+"""What the tests share: a live server in a subprocess, and answers as zone-file text."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import dns.message
+import dns.name
+import dns.query
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+ZONE = "clusterset.local."
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port")
+
+
+class Server:
+    """``python -m mcsdns serve`` in a subprocess, the way users and scripts run it."""
+
+    def __init__(self, source: str | Path, *extra: str, host: str = "127.0.0.1", env: dict | None = None):
+        self.host = host
+        self.port = free_port(host)
+        self.http_port = free_port()
+        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"mcsdns-test-{self.port}.log", "w+")
+        listen = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        self.args = [
+            sys.executable, "-m", "mcsdns", "serve", "--source", str(source), "--listen", listen,
+            "--http", f"127.0.0.1:{self.http_port}", "--poll-interval", "0.1", *extra,
+        ]
+        self.process = subprocess.Popen(
+            self.args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+
+    def wait_ready(self, timeout: float = 15.0) -> "Server":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.output()}")
+            if self.http("/readyz")[0] == 200:
+                return self
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready after {timeout}s:\n{self.output()}")
+
+    def http(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=2) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+        except OSError:
+            return 0, ""
+
+    def query(self, message: dns.message.Message, transport: str = "udp", timeout: float = 3.0) -> dns.message.Message:
+        if transport == "udp":
+            return dns.query.udp(message, self.host, port=self.port, timeout=timeout, ignore_trailing=True)
+        return dns.query.tcp(message, self.host, port=self.port, timeout=timeout)
+
+    def raw_udp(self, payload: bytes, timeout: float = 1.0) -> bytes | None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout)
+            sock.sendto(payload, (self.host, self.port))
+            try:
+                return sock.recv(65535)
+            except socket.timeout:
+                return None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()[-4000:]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mcsdns", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+# ---- answers as zone-file text ------------------------------------------------
+
+_SERIAL = re.compile(r"(IN SOA \S+ \S+ )\d+")
+
+
+def canonical(line: str, origin: str = ZONE) -> str:
+    """One RR in zone-file text, names relative to ``origin`` allowed, in one spelling.
+
+    The SOA serial is masked: it starts at the clock; tests of the serial read it.
+    """
+    owner, ttl, rdclass, rdtype, *rdata = line.split()
+    base = dns.name.from_text(origin)
+    name = dns.name.from_text(owner, base)
+    rd = dns.rdata.from_text(rdclass, rdtype, " ".join(rdata), origin=base, relativize=False)
+    return _SERIAL.sub(r"\g<1>0", f"{name.to_text().lower()} {ttl} {rdclass} {rdtype} {rd.to_text().lower()}")
+
+
+def section_lines(section) -> list[str]:
+    lines = []
+    for rrset in section:
+        for rd in rrset:
+            text = f"{rrset.name.to_text().lower()} {rrset.ttl} {dns.rdataclass.to_text(rrset.rdclass)} "
+            text += f"{dns.rdatatype.to_text(rrset.rdtype)} {rd.to_text().lower()}"
+            lines.append(_SERIAL.sub(r"\g<1>0", text))
+    return sorted(lines)
+
+
+def expected_lines(lines: list[str] | tuple[str, ...], origin: str = ZONE) -> list[str]:
+    return sorted(canonical(line, origin) for line in lines)

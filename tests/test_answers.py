@@ -1,0 +1,149 @@
+"""The MCS DNS schema as a table: one row a question, the whole expected response
+in zone-file text (names relative to clusterset.local.), run against the engine
+alone and against the live server over UDP and over TCP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.flags
+import dns.message
+import dns.rcode
+import pytest
+
+from tests.helpers import expected_lines, section_lines
+
+NEG = "@ 5 IN SOA ns.dns hostmaster 0 7200 1800 86400 5"  # RFC 2308: min(SOA TTL, minimum)
+
+
+@dataclass(frozen=True)
+class Case:
+    qname: str
+    qtype: str
+    rcode: str = "NOERROR"
+    answer: tuple[str, ...] = ()
+    authority: tuple[str, ...] = ()
+    additional: tuple[str, ...] = ()
+    qclass: str = "IN"
+
+    def __str__(self) -> str:
+        return f"{self.qname}/{self.qtype}"
+
+
+def nodata(qname: str, qtype: str) -> Case:
+    return Case(qname, qtype, "NOERROR", authority=(NEG,))
+
+
+def nxdomain(qname: str, qtype: str = "A") -> Case:
+    return Case(qname, qtype, "NXDOMAIN", authority=(NEG,))
+
+
+def refused(qname: str, qtype: str = "A", qclass: str = "IN") -> Case:
+    return Case(qname, qtype, "REFUSED", qclass=qclass)
+
+
+WEB_A = "web.shop.svc 5 IN A 10.42.0.10"
+DB_EAST = ("db-0.east.db.data.svc 5 IN A 10.1.0.11", "db-1.east.db.data.svc 5 IN A 10.1.0.12")
+DB_WEST = ("db-0.west.db.data.svc 5 IN A 10.2.0.21", "db-0.west.db.data.svc 5 IN AAAA fd00:2::21",
+           "10-2-0-22.west.db.data.svc 5 IN A 10.2.0.22")
+
+CASES = [
+    # apex and schema version (MCS DNS spec 2.2)
+    Case("clusterset.local.", "SOA", answer=(NEG,)),
+    Case("clusterset.local.", "NS", answer=("@ 5 IN NS ns.dns",)),
+    Case("dns-version.clusterset.local.", "TXT", answer=('dns-version 5 IN TXT "1.0.0"',)),
+    nodata("dns-version.clusterset.local.", "A"),
+    nodata("clusterset.local.", "A"),
+    # empty non-terminals are NODATA, never NXDOMAIN (RFC 8020)
+    nodata("svc.clusterset.local.", "A"),
+    nodata("shop.svc.clusterset.local.", "A"),
+    nodata("data.svc.clusterset.local.", "SRV"),
+    nxdomain("nowhere.svc.clusterset.local."),
+    nxdomain("nope.shop.svc.clusterset.local."),
+    nxdomain("other.clusterset.local."),
+    # ClusterSetIP (2.3)
+    Case("web.shop.svc.clusterset.local.", "A", answer=(WEB_A,)),
+    nodata("web.shop.svc.clusterset.local.", "AAAA"),
+    nodata("web.shop.svc.clusterset.local.", "TXT"),
+    Case("api.shop.svc.clusterset.local.", "A", answer=("api.shop.svc 5 IN A 10.42.0.20",)),
+    Case("api.shop.svc.clusterset.local.", "AAAA", answer=("api.shop.svc 5 IN AAAA fd00:42::20",)),
+    Case("_http._tcp.web.shop.svc.clusterset.local.", "SRV",
+         answer=("_http._tcp.web.shop.svc 5 IN SRV 0 100 80 web.shop.svc",), additional=(WEB_A,)),
+    Case("_dns._udp.api.shop.svc.clusterset.local.", "SRV",
+         answer=("_dns._udp.api.shop.svc 5 IN SRV 0 100 53 api.shop.svc",),
+         additional=("api.shop.svc 5 IN A 10.42.0.20", "api.shop.svc 5 IN AAAA fd00:42::20")),
+    nxdomain("_dns._tcp.api.shop.svc.clusterset.local.", "SRV"),
+    nodata("_tcp.web.shop.svc.clusterset.local.", "SRV"),
+    nodata("_http._tcp.web.shop.svc.clusterset.local.", "A"),
+    Case("web.shop.svc.clusterset.local.", "SRV",  # bare name: every port, unnamed included
+         answer=("web.shop.svc 5 IN SRV 0 50 80 web.shop.svc", "web.shop.svc 5 IN SRV 0 50 9090 web.shop.svc"),
+         additional=(WEB_A,)),
+    nxdomain("east.web.shop.svc.clusterset.local."),  # 2.3.4: no per-cluster name for ClusterSetIP
+    nodata("pending.shop.svc.clusterset.local.", "A"),
+    # producers that leave spec.ips empty
+    Case("orders.shop.svc.clusterset.local.", "A", answer=("orders.shop.svc 5 IN A 10.96.5.5",)),
+    Case("cart.shop.svc.clusterset.local.", "A",
+         answer=("cart.shop.svc 5 IN A 10.101.0.7", "cart.shop.svc 5 IN A 10.102.0.7")),
+    # Headless (2.4): ready endpoints of every cluster
+    Case("db.data.svc.clusterset.local.", "A",
+         answer=tuple(line.replace(line.split()[0], "db.data.svc") for line in DB_EAST + DB_WEST if " A " in line)),
+    Case("db.data.svc.clusterset.local.", "AAAA", answer=("db.data.svc 5 IN AAAA fd00:2::21",)),
+    Case("db-0.east.db.data.svc.clusterset.local.", "A", answer=(DB_EAST[0],)),
+    Case("db-0.west.db.data.svc.clusterset.local.", "AAAA", answer=(DB_WEST[1],)),
+    Case("10-2-0-22.west.db.data.svc.clusterset.local.", "A", answer=(DB_WEST[2],)),
+    nxdomain("db-2.east.db.data.svc.clusterset.local."),  # not ready
+    nodata("east.db.data.svc.clusterset.local.", "A"),  # reserved, and an empty non-terminal
+    nxdomain("north.db.data.svc.clusterset.local."),
+    Case("_postgres._tcp.db.data.svc.clusterset.local.", "SRV",
+         answer=tuple(f"_postgres._tcp.db.data.svc 5 IN SRV 0 25 5432 {host}.db.data.svc"
+                      for host in ("db-0.east", "db-1.east", "db-0.west", "10-2-0-22.west")),
+         additional=DB_EAST + DB_WEST),
+    Case("db.data.svc.clusterset.local.", "SRV",
+         answer=tuple(f"db.data.svc 5 IN SRV 0 25 5432 {host}.db.data.svc"
+                      for host in ("db-0.east", "db-1.east", "db-0.west", "10-2-0-22.west")),
+         additional=DB_EAST + DB_WEST),
+    nxdomain("empty.data.svc.clusterset.local."),  # no ready endpoint
+    # a cluster id of two labels
+    Case("redis-0.c1.prod.cache.data.svc.clusterset.local.", "A",
+         answer=("redis-0.c1.prod.cache.data.svc 5 IN A 10.3.0.5",)),
+    nodata("c1.prod.cache.data.svc.clusterset.local.", "A"),
+    nodata("prod.cache.data.svc.clusterset.local.", "A"),
+    # malformed objects are rejected alone; their neighbours in the List load
+    nxdomain("bad.shop.svc.clusterset.local."),
+    nxdomain("weird.shop.svc.clusterset.local."),
+    Case("listed.shop.svc.clusterset.local.", "A", answer=("listed.shop.svc 5 IN A 10.42.0.30",)),
+    # case-insensitive matching
+    Case("WEB.Shop.SVC.ClusterSet.LOCAL.", "A", answer=(WEB_A,)),
+    # ANY: one RRset, not all (RFC 8482)
+    Case("api.shop.svc.clusterset.local.", "ANY", answer=("api.shop.svc 5 IN A 10.42.0.20",)),
+    # never a resolver
+    refused("example.com."),
+    refused(".", "NS"),  # CoreDNS's forward health probe
+    refused("local.", "SOA"),
+    refused("xclusterset.local."),
+    refused("web.shop.svc.clusterset.local.", "A", qclass="CH"),
+    refused("clusterset.local.", "AXFR"),
+]
+
+
+@pytest.fixture(params=["engine", "udp", "tcp"])
+def channel(request):
+    if request.param == "engine":
+        return request.getfixturevalue("engine"), "udp"
+    return request.getfixturevalue("live_server"), request.param
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_answer(channel, case: Case):
+    target, transport = channel
+    query = dns.message.make_query(case.qname, case.qtype, case.qclass, use_edns=0, payload=1232)
+    response = target.query(query, transport)
+    assert dns.rcode.to_text(response.rcode()) == case.rcode
+    authoritative = case.rcode != "REFUSED"
+    assert bool(response.flags & dns.flags.AA) == authoritative
+    assert not response.flags & dns.flags.RA
+    assert not response.flags & dns.flags.TC
+    assert section_lines(response.answer) == expected_lines(case.answer)
+    assert section_lines(response.authority) == expected_lines(case.authority)
+    assert section_lines(response.additional) == expected_lines(case.additional)

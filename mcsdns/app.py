@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
@@ -90,7 +91,7 @@ class App:
                 tcp = TcpServer(self.answer, self.metrics, self.config.tcp_idle_timeout, self.config.tcp_max_connections)
                 await tcp.start(host, port)
             except OSError as error:
-                raise StartupError(f"cannot listen on {_show(host, port)}: {error.strerror or error}") from None
+                raise StartupError(f"cannot listen on {_show(host, port)}: {_reason(error)}") from None
             udp.start()
             self._udp.append(udp)
             self._tcp.append(tcp)
@@ -99,7 +100,7 @@ class App:
             try:
                 await self._http.start(*self.config.http)
             except OSError as error:
-                raise StartupError(f"cannot serve HTTP on {_show(*self.config.http)}: {error.strerror or error}") from None
+                raise StartupError(f"cannot serve HTTP on {_show(*self.config.http)}: {_reason(error)}") from None
         addresses = ", ".join(_show(host, port) for host, port in self.config.listen)
         log.info("answering for %s on %s (udp+tcp)", self.config.zone, addresses)
 
@@ -137,6 +138,10 @@ class App:
                 log.exception("the source failed; restarting it in %.0fs", SOURCE_RESTART)
                 self.store.apply([Outage(f"source failed: {error}")])
             await asyncio.sleep(SOURCE_RESTART)
+
+
+def _reason(error: OSError) -> str:
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 def _show(host: str, port: int) -> str:

@@ -104,7 +104,8 @@ class Server:
         return self.process.returncode
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return Path(self.log.name).read_text()[-4000:]
 
 

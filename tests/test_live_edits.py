@@ -1,0 +1,99 @@
+"""Editing the YAML folder while the server runs: answers follow, the serial moves
+only when an answer changes, and a half-saved file never loses records."""
+
+from __future__ import annotations
+
+import time
+
+import dns.message
+import dns.rcode
+import pytest
+
+from tests.helpers import Server
+
+WEB = "web.shop.svc.clusterset.local."
+NEW = "fresh.shop.svc.clusterset.local."
+
+FRESH = """
+apiVersion: multicluster.x-k8s.io/v1beta1
+kind: ServiceImport
+metadata: {name: fresh, namespace: shop}
+spec: {type: ClusterSetIP, ips: ["%s"]}
+"""
+
+
+@pytest.fixture
+def server(zone_copy):
+    running = Server(zone_copy).wait_ready()
+    yield running
+    running.stop()
+
+
+def ask(server, name, qtype="A") -> dns.message.Message:
+    return server.query(dns.message.make_query(name, qtype))
+
+
+def serial(server) -> int:
+    return ask(server, "clusterset.local.", "SOA").answer[0][0].serial
+
+
+def eventually(condition, timeout=5.0) -> None:
+    """Poll ``condition`` until it holds; the folder is polled every 0.1 s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still false after {timeout}s: {condition.__doc__ or condition}"
+        time.sleep(0.05)
+
+
+def addresses(response) -> list[str]:
+    return sorted(rd.address for rrset in response.answer for rd in rrset)
+
+
+def test_new_edited_and_deleted_files(server, zone_copy):
+    before = serial(server)
+    path = zone_copy / "50-fresh.yaml"
+    path.write_text(FRESH % "10.50.0.1")
+
+    eventually(lambda: addresses(ask(server, NEW)) == ["10.50.0.1"])
+    assert serial(server) > before
+    path.write_text(FRESH % "10.50.0.2")
+
+    eventually(lambda: addresses(ask(server, NEW)) == ["10.50.0.2"])
+    path.unlink()
+
+    eventually(lambda: ask(server, NEW).rcode() == dns.rcode.NXDOMAIN)
+    assert addresses(ask(server, WEB)) == ["10.42.0.10"]  # the rest untouched
+
+
+def test_broken_file_keeps_its_last_good_objects(server, zone_copy):
+    path = zone_copy / "50-fresh.yaml"
+    path.write_text(FRESH % "10.50.0.1")
+    eventually(lambda: (addresses(ask(server, NEW)) == ["10.50.0.1"]))
+    path.write_text("apiVersion: [unclosed\n  kind: : :")
+    time.sleep(0.5)  # several polls
+    assert addresses(ask(server, NEW)) == ["10.50.0.1"]
+    assert "cannot read" in server.output() and "keeping its 1 previous objects" in server.output()
+    path.write_text(FRESH % "10.50.0.3")  # fixed: the new content wins
+    eventually(lambda: (addresses(ask(server, NEW)) == ["10.50.0.3"]))
+
+
+def test_invisible_change_keeps_the_serial(server, zone_copy):
+    before = serial(server)
+    path = zone_copy / "10-examples.yaml"
+    # comments, key order and status fields change nothing DNS can see
+    text = path.read_text().replace("  ipFamilies: [IPv4, IPv6]\n", "")
+    path.write_text("# touched\n" + text + "\n---\n# nothing\n")
+    time.sleep(0.6)
+    assert serial(server) == before
+    path.write_text(text.replace("10.42.0.10", "10.42.0.11"))
+    eventually(lambda: (serial(server) == before + 1))
+    assert addresses(ask(server, WEB)) == ["10.42.0.11"]
+
+
+def test_rejected_object_is_counted(server, zone_copy):
+    (zone_copy / "60-bad.yaml").write_text(FRESH.replace("fresh", "broken") % "not-an-ip")
+    eventually(lambda: ("rejected ServiceImport shop/broken" in server.output()))
+    _, metrics = server.http("/metrics")
+    # two in 30-list-and-bad.yaml at start, and this one
+    assert 'mcsdns_rejected_objects_total{kind="ServiceImport"} 3.0' in metrics
+    assert ask(server, "broken.shop.svc.clusterset.local.").rcode() == dns.rcode.NXDOMAIN

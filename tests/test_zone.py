@@ -1,0 +1,138 @@
+"""The zone store: readiness, incremental updates, the serial, and conversion at the edge."""
+
+from __future__ import annotations
+
+import dns.message
+import dns.rcode
+import pytest
+
+from mcsdns.engine.respond import Responder
+from mcsdns.model.convert import convert
+from mcsdns.model.events import Delete, Outage, Recovered, Replace, Upsert
+from mcsdns.model.records import Kind, Rejected
+from mcsdns.zone.snapshot import ZoneSettings
+from mcsdns.zone.store import ZoneStore
+
+
+def service_import(name, ips=("10.0.0.1",), namespace="ns", kind="ClusterSetIP", **spec):
+    obj = {
+        "apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport",
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
+        "spec": {"type": kind, "ips": list(ips), **spec},
+    }
+    return convert(obj)
+
+
+def rcode_of(store, name, qtype="A"):
+    wire = Responder().respond(dns.message.make_query(name, qtype).to_wire(), store.snapshot)
+    return dns.rcode.to_text(dns.message.from_wire(wire).rcode())
+
+
+def synced_store(*records) -> ZoneStore:
+    store = ZoneStore(ZoneSettings(), 41)
+    store.apply([Replace(Kind.SERVICE_IMPORT, records), Replace(Kind.ENDPOINT_SLICE, ()), Replace(Kind.SERVICE, ())])
+    return store
+
+
+def test_servfail_until_every_kind_listed():
+    store = ZoneStore(ZoneSettings(), 41)
+    name = "a.ns.svc.clusterset.local."
+    assert rcode_of(store, name) == "SERVFAIL"
+    store.apply([Replace(Kind.SERVICE_IMPORT, (service_import("a"),)), Replace(Kind.ENDPOINT_SLICE, ())])
+    assert rcode_of(store, name) == "SERVFAIL" and not store.ready
+    assert rcode_of(store, ".", "NS") == "REFUSED"  # refusing needs no zone
+    store.apply([Replace(Kind.SERVICE, ())])
+    assert store.ready and rcode_of(store, name) == "NOERROR"
+
+
+def test_outage_keeps_the_zone():
+    store = synced_store(service_import("a"))
+    before = store.snapshot
+    store.apply([Outage("watch failed")])
+    assert store.outage == "watch failed" and store.snapshot is before
+    assert rcode_of(store, "a.ns.svc.clusterset.local.") == "NOERROR"
+    store.apply([Recovered()])
+    assert store.outage is None
+
+
+def test_update_touches_only_its_service():
+    store = synced_store(service_import("a"), service_import("b"))
+    old_b = store.snapshot.services[(b"ns", b"b")]
+    store.apply([Upsert(service_import("a", ips=("10.0.0.9",)))])
+    assert store.snapshot.services[(b"ns", b"b")] is old_b
+
+
+# (events after a synced store holding a and b, whether the serial moves)
+SERIAL_CASES = [
+    ("same object again", [Upsert(service_import("a"))], False),
+    ("a field DNS ignores", [Upsert(service_import("a", sessionAffinity="ClientIP"))], False),
+    ("new address", [Upsert(service_import("a", ips=("10.0.0.2",)))], True),
+    ("delete", [Delete(Kind.SERVICE_IMPORT, "ns", "a")], True),
+    ("delete of nothing", [Delete(Kind.SERVICE_IMPORT, "ns", "zzz")], False),
+    ("relist, same set", [Replace(Kind.SERVICE_IMPORT, (service_import("a"), service_import("b")))], False),
+    ("relist without b", [Replace(Kind.SERVICE_IMPORT, (service_import("a"),))], True),
+    ("two changes, one step", [Upsert(service_import("a", ips=("10.0.0.3",))), Upsert(service_import("c"))], True),
+    ("slice of a ClusterSetIP with ips", [Upsert(convert({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+        "metadata": {"name": "a-x", "namespace": "ns", "labels": {
+            "multicluster.kubernetes.io/service-name": "a", "multicluster.kubernetes.io/source-cluster": "x"}},
+        "endpoints": [{"addresses": ["10.9.9.9"]}]}))], False),
+]
+
+
+@pytest.mark.parametrize("what,events,moves", SERIAL_CASES, ids=[c[0] for c in SERIAL_CASES])
+def test_serial_moves_only_when_an_answer_changes(what, events, moves):
+    store = synced_store(service_import("a"), service_import("b"))
+    before = store.snapshot.serial
+    store.apply(events)
+    assert store.snapshot.serial == (before + 1 if moves else before)
+
+
+def test_serial_wraps_per_rfc1982():
+    store = ZoneStore(ZoneSettings(), 2**32 - 1)
+    store.apply([Replace(Kind.SERVICE_IMPORT, (service_import("a"),))])
+    assert store.snapshot.serial == 0
+
+
+REJECTS = [
+    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"}}, "spec.type"),
+    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "Bad_Name"},
+      "spec": {"type": "Headless"}}, "not a DNS label"),
+    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
+      "spec": {"type": "ClusterSetIP", "ips": "10.0.0.1"}}, "spec.ips must be a list"),
+    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
+      "spec": {"type": "ClusterSetIP", "ports": [{"port": 70000}]}}, "from 1 to 65535"),
+    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
+      "spec": {"type": "ClusterSetIP", "ports": [{"port": 80, "protocol": "ICMP"}]}}, "TCP, UDP or SCTP"),
+    ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+      "metadata": {"name": "s", "labels": {"multicluster.kubernetes.io/service-name": "x"}}}, "source-cluster"),
+    ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+      "metadata": {"name": "s", "labels": {"multicluster.kubernetes.io/service-name": "x",
+                                           "multicluster.kubernetes.io/source-cluster": "a.b.c"}}}, "two labels"),
+    ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+      "metadata": {"name": "s", "labels": {"multicluster.kubernetes.io/service-name": "x",
+                                           "multicluster.kubernetes.io/source-cluster": "a"}},
+      "endpoints": [{"addresses": ["fd00::1"]}]}, "not an IPv4 address"),
+    ("just a string", "not a mapping"),
+]
+
+
+@pytest.mark.parametrize("obj,reason", REJECTS, ids=[r[1] for r in REJECTS])
+def test_malformed_objects_rejected_with_a_reason(obj, reason):
+    result = convert(obj)
+    assert isinstance(result, Rejected) and reason in result.reason
+
+
+IGNORED = [
+    {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4", "metadata": {"name": "plain"}},
+    {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "FQDN", "metadata": {
+        "name": "f", "labels": {"multicluster.kubernetes.io/service-name": "x",
+                                "multicluster.kubernetes.io/source-cluster": "a"}}},
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+    {"apiVersion": "other.example/v1", "kind": "ServiceImport", "metadata": {"name": "c"}},
+]
+
+
+@pytest.mark.parametrize("obj", IGNORED, ids=lambda o: f"{o['kind']}/{o['metadata']['name']}")
+def test_objects_of_no_concern_are_ignored(obj):
+    assert convert(obj) is None

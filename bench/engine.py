@@ -24,7 +24,7 @@ from mcsdns.engine.respond import Responder  # noqa: E402
 from mcsdns.model.convert import convert  # noqa: E402
 from mcsdns.model.events import Upsert  # noqa: E402
 from mcsdns.source.files import FolderSource  # noqa: E402
-from mcsdns.zone.snapshot import ZoneSettings  # noqa: E402
+from mcsdns.zone.settings import ZoneSettings  # noqa: E402
 from mcsdns.zone.store import ZoneStore  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "zone"

@@ -24,7 +24,8 @@ from .observe.metrics import Metrics
 from .source.files import FolderSource, SourceError
 from .transport.tcp import TcpServer
 from .transport.udp import UdpServer, bind_udp
-from .zone.snapshot import Snapshot, ZoneSettings
+from .zone.settings import ZoneSettings
+from .zone.snapshot import Snapshot
 from .zone.store import ZoneStore
 
 log = logging.getLogger("mcsdns")
@@ -54,7 +55,12 @@ class App:
         self.config = config
         self.metrics = Metrics()
         self.source = make_source(config, self.metrics)
-        settings = ZoneSettings(origin=config.zone, ttl=config.ttl, dns_version=config.dns_version)
+        settings = ZoneSettings(
+            origin=config.zone,
+            ttl=config.ttl,
+            dns_version=config.dns_version,
+            local_cluster=config.cluster_id if config.local_first else None,
+        )
         # Start the serial at the clock so a restart never goes backwards (RFC 1982).
         self.store = ZoneStore(settings, int(time.time()), self.source.required, on_publish=self._published)
         self.responder = Responder(config.max_udp_payload)

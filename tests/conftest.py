@@ -7,7 +7,7 @@ import pytest
 
 from mcsdns.engine.respond import Responder
 from mcsdns.source.files import FolderSource
-from mcsdns.zone.snapshot import ZoneSettings
+from mcsdns.zone.settings import ZoneSettings
 from mcsdns.zone.store import ZoneStore
 from tests.helpers import DATA, Server
 

@@ -10,7 +10,7 @@ from mcsdns.engine.respond import Responder
 from mcsdns.model.convert import convert
 from mcsdns.model.events import Delete, Outage, Recovered, Replace, Upsert
 from mcsdns.model.records import Kind, Rejected
-from mcsdns.zone.snapshot import ZoneSettings
+from mcsdns.zone.settings import ZoneSettings
 from mcsdns.zone.store import ZoneStore
 
 

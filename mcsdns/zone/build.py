@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ..model.records import EndpointSlice, Port, Service, ServiceImport
 from .rrset import EMPTY_NON_TERMINAL, SRV, Glue, Labels, Node, RRset, address_rrsets, srv_tail, wire_labels
+from .settings import ZoneSettings
 
 Names = dict[Labels, Node]
 
@@ -44,19 +45,20 @@ class Target:
 
 
 def build_service(
-    origin: Labels,
-    ttl: int,
+    settings: ZoneSettings,
     imported: ServiceImport,
     slices: list[EndpointSlice],
     derived: Service | None,
 ) -> ServiceEntry | None:
+    origin, ttl = settings.labels, settings.ttl
     service_labels = (imported.name.encode(), imported.namespace.encode(), b"svc")
     if imported.headless:
         targets = _headless_targets(slices)
         if not targets:
             return None  # spec 2.4.1: no ready endpoint -> NXDOMAIN
     else:
-        targets = [Target((), clusterset_ips(imported, slices, derived))]
+        local = local_backends(slices, settings.local_cluster)
+        targets = [Target((), local or clusterset_ips(imported, slices, derived))]
     names: Names = {}
     everything = tuple(dict.fromkeys(ip for target in targets for ip in target.addresses))
     _add(names, (), address_rrsets(everything, ttl))
@@ -68,6 +70,20 @@ def build_service(
     return ServiceEntry(names)
 
 
+def local_backends(slices: list[EndpointSlice], cluster: str | None) -> tuple[str, ...]:
+    """Local-first: the ready addresses this cluster's own slices hold (pod IPs for
+    standard producers and Karmada, the local service IP for lighthouse), or
+    nothing, which fails over to the clusterset-wide answer."""
+    if cluster is None:
+        return ()
+    return _ready_addresses(piece for piece in slices if piece.cluster == cluster)
+
+
+def _ready_addresses(slices) -> tuple[str, ...]:
+    ready = (ip for piece in slices for endpoint in piece.endpoints if endpoint.ready for ip in endpoint.addresses)
+    return tuple(dict.fromkeys(ready))
+
+
 def clusterset_ips(imported: ServiceImport, slices: list[EndpointSlice], derived: Service | None) -> tuple[str, ...]:
     """Where a ClusterSetIP name points, by producer: ``spec.ips`` (the standard);
     else the ClusterIPs of Karmada's ``derived-<svc>`` Service; else, as
@@ -77,8 +93,7 @@ def clusterset_ips(imported: ServiceImport, slices: list[EndpointSlice], derived
         return imported.ips
     if derived is not None and derived.cluster_ips:
         return derived.cluster_ips
-    ready = (ip for piece in slices for endpoint in piece.endpoints if endpoint.ready for ip in endpoint.addresses)
-    return tuple(dict.fromkeys(ready))
+    return _ready_addresses(slices)
 
 
 def _headless_targets(slices: list[EndpointSlice]) -> list[Target]:

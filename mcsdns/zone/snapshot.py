@@ -13,31 +13,8 @@ import dnslib
 import immutables
 
 from .build import ServiceEntry
-from .rrset import NS, SOA, TXT, Labels, Node, RRset, labels_of, tail
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneSettings:
-    origin: str = "clusterset.local"
-    ttl: int = 5
-    dns_version: str = "1.0.0"
-    # SOA timers: only secondaries read them and we have none; the minimum is
-    # what matters, as the negative-caching TTL (RFC 2308 section 5).
-    refresh: int = 7200
-    retry: int = 1800
-    expire: int = 86400
-
-    @property
-    def labels(self) -> Labels:
-        return labels_of(self.origin)
-
-    @property
-    def nameserver(self) -> str:
-        return f"ns.dns.{self.origin.strip('.')}."
-
-    @property
-    def hostmaster(self) -> str:
-        return f"hostmaster.{self.origin.strip('.')}."
+from .rrset import NS, SOA, TXT, Labels, Node, RRset, tail
+from .settings import ZoneSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ from typing import Callable, Iterable
 from ..model.events import Delete, Event, Outage, Recovered, Replace, Upsert
 from ..model.records import EndpointSlice, Kind, Record, Service, ServiceImport, key_of
 from .build import build_service
-from .snapshot import Snapshot, ZoneSettings, apex_names, empty_snapshot
+from .settings import ZoneSettings
+from .snapshot import Snapshot, apex_names, empty_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class ZoneStore:
             return None
         slices = [self._objects[key] for key in sorted(self._slices.get((namespace, name), ()))]
         derived = self._objects.get((Kind.SERVICE, namespace, KARMADA_PREFIX + name))
-        return build_service(self.settings.labels, self.settings.ttl, imported, slices, derived)
+        return build_service(self.settings, imported, slices, derived)
 
 
 def _services_of(record: Record) -> list[ServiceKey]:

@@ -3,7 +3,8 @@
     python bench/engine.py [--seconds 2] [--services 1000]
 
 Prints queries/s and microseconds of CPU per query for a hit (A), a miss
-(NXDOMAIN), an SRV with glue, and a headless A; the zone holds the test data plus
+(NXDOMAIN), an SRV with glue, and a headless A, through the engine and through
+the response cache that the server puts in front of it; the zone holds the test data plus
 --services generated ClusterSetIP imports, so lookups run in a zone of realistic
 size. Not a test: it prints numbers for bench/RESULTS.md.
 """
@@ -20,6 +21,7 @@ import dns.message
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mcsdns.engine.cache import ResponseCache  # noqa: E402
 from mcsdns.engine.respond import Responder  # noqa: E402
 from mcsdns.model.convert import convert  # noqa: E402
 from mcsdns.model.events import Upsert  # noqa: E402
@@ -52,8 +54,8 @@ def zone(services: int) -> ZoneStore:
     return store
 
 
-def measure(responder: Responder, store: ZoneStore, wire: bytes, seconds: float) -> tuple[float, float]:
-    respond, snapshot = responder.respond, store.snapshot
+def measure(respond, store: ZoneStore, wire: bytes, seconds: float) -> tuple[float, float]:
+    snapshot = store.snapshot
     count, started, cpu = 0, time.perf_counter(), time.process_time()
     deadline = started + seconds
     while time.perf_counter() < deadline:
@@ -69,14 +71,14 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=1000)
     args = parser.parse_args()
     store = zone(args.services)
-    responder = Responder()
     print(f"# engine alone, {len(store.snapshot.services)} services, python {platform.python_version()}, "
           f"{platform.machine()}, {args.seconds:g}s per row")
-    print(f"{'query':<16} {'queries/s':>10} {'us CPU/query':>13}")
+    print(f"{'query':<16} {'path':<8} {'queries/s':>10} {'us CPU/query':>13}")
     for label, name, qtype in QUERIES:
         wire = dns.message.make_query(name, qtype, use_edns=0).to_wire()
-        rate, micros = measure(responder, store, wire, args.seconds)
-        print(f"{label:<16} {rate:>10,.0f} {micros:>13.2f}")
+        for path, respond in (("engine", Responder().respond), ("cached", ResponseCache(Responder()).respond)):
+            rate, micros = measure(respond, store, wire, args.seconds)
+            print(f"{label:<16} {path:<8} {rate:>10,.0f} {micros:>13.2f}")
 
 
 if __name__ == "__main__":

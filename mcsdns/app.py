@@ -16,6 +16,7 @@ import sys
 import time
 
 from .config import Config
+from .engine.cache import ResponseCache
 from .engine.respond import Responder
 from .model.events import Outage
 from .model.records import Rejected
@@ -63,7 +64,7 @@ class App:
         )
         # Start the serial at the clock so a restart never goes backwards (RFC 1982).
         self.store = ZoneStore(settings, int(time.time()), self.source.required, on_publish=self._published)
-        self.responder = Responder(config.max_udp_payload)
+        self.responder = ResponseCache(Responder(config.max_udp_payload))
         self.stopping = False
         self._udp: list[UdpServer] = []
         self._tcp: list[TcpServer] = []

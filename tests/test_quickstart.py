@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import ROOT, Server, free_port
+from tests.helpers import ROOT, Server
 
 README = (ROOT / "README.md").read_text()
 

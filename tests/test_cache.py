@@ -1,0 +1,57 @@
+"""The response cache in front of the engine: same bytes as the engine, IDs
+patched, emptied by a new snapshot and by its bound."""
+
+from __future__ import annotations
+
+import dns.message
+
+from mcsdns.engine.cache import ResponseCache
+from mcsdns.engine.respond import Responder
+from mcsdns.model.convert import convert
+from mcsdns.model.events import Upsert
+from tests.conftest import load_store
+from tests.helpers import DATA
+
+QUESTIONS = [
+    ("web.shop.svc.clusterset.local.", "A", 0),
+    ("web.shop.svc.clusterset.local.", "A", False),
+    ("nope.shop.svc.clusterset.local.", "A", 0),
+    ("big.data.svc.clusterset.local.", "A", 0),
+    ("example.com.", "A", 0),
+]
+
+
+def wire(name, qtype, edns, ident):
+    query = dns.message.make_query(name, qtype, use_edns=edns)
+    query.id = ident
+    return query.to_wire()
+
+
+def test_cached_answers_equal_fresh_ones_with_their_own_id():
+    store = load_store(DATA / "zone")
+    engine, cache = Responder(), ResponseCache(Responder())
+    for ident in (1, 2, 3):
+        for name, qtype, edns in QUESTIONS:
+            for udp in (True, False):
+                message = wire(name, qtype, edns, ident)
+                assert cache.respond(message, store.snapshot, udp) == engine.respond(message, store.snapshot, udp)
+
+
+def test_new_snapshot_empties_the_cache():
+    store = load_store(DATA / "zone")
+    cache = ResponseCache(Responder())
+    message = wire("web.shop.svc.clusterset.local.", "A", 0, 7)
+    before = dns.message.from_wire(cache.respond(message, store.snapshot))
+    store.apply([Upsert(convert({
+        "apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport",
+        "metadata": {"name": "web", "namespace": "shop"}, "spec": {"type": "ClusterSetIP", "ips": ["10.42.9.9"]}}))])
+    after = dns.message.from_wire(cache.respond(message, store.snapshot))
+    assert before.answer[0][0].address == "10.42.0.10" and after.answer[0][0].address == "10.42.9.9"
+
+
+def test_bounded():
+    store = load_store(DATA / "zone")
+    cache = ResponseCache(Responder(), max_entries=10)
+    for index in range(25):
+        cache.respond(wire(f"n{index}.shop.svc.clusterset.local.", "A", 0, 1), store.snapshot)
+        assert len(cache._entries) <= 10

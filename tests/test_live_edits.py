@@ -3,6 +3,7 @@ only when an answer changes, and a half-saved file never loses records."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import dns.message
@@ -97,3 +98,38 @@ def test_rejected_object_is_counted(server, zone_copy):
     # two in 30-list-and-bad.yaml at start, and this one
     assert 'mcsdns_rejected_objects_total{kind="ServiceImport"} 3.0' in metrics
     assert ask(server, "broken.shop.svc.clusterset.local.").rcode() == dns.rcode.NXDOMAIN
+
+
+def test_missing_source_keeps_the_zone(tmp_path):
+    folder = tmp_path / "zone"
+    folder.mkdir()
+    (folder / "fresh.yaml").write_text(FRESH % "10.50.0.1")
+    server = Server(folder).wait_ready()
+    try:
+        folder.rename(tmp_path / "away")
+        time.sleep(0.5)
+        assert addresses(ask(server, NEW)) == ["10.50.0.1"]
+        assert "is missing; keeping the zone" in server.output()
+        (tmp_path / "away").rename(folder)
+        (folder / "fresh.yaml").write_text(FRESH % "10.50.0.2")
+        eventually(lambda: addresses(ask(server, NEW)) == ["10.50.0.2"])
+    finally:
+        server.stop()
+
+
+def test_same_size_save_within_one_clock_tick_is_seen(tmp_path):
+    """Two saves of equal size can share an mtime (coarse kernel clock)."""
+    from mcsdns.source.files import FolderSource
+
+    path = tmp_path / "fresh.yaml"
+    path.write_text(FRESH % "10.50.0.1")
+    source = FolderSource(str(tmp_path))
+    assert source.scan() is not None
+    stamp = path.stat().st_mtime_ns
+    path.write_text(FRESH % "10.50.0.2")
+    os.utime(path, ns=(stamp, stamp))  # as if within the same tick
+    events = source.scan()
+    assert events is not None
+    imports = next(e for e in events if e.kind.value == "ServiceImport")
+    assert imports.records[0].ips == ("10.50.0.2",)
+    assert source.scan() is None  # nothing new since

@@ -90,8 +90,6 @@ def _read_qname(message: bytes, position: int) -> tuple[tuple[bytes, ...], tuple
         position += 1 + length
     if position + 1 - 12 > MAX_NAME:
         raise FormError("question name is longer than 255 octets")
-    if position > size:
-        raise FormError("question name runs past the end")
     return tuple(labels), tuple(offsets), position + 1
 
 

@@ -10,8 +10,10 @@ half-saved edit. A deleted file takes its objects with it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -25,7 +27,11 @@ from ..model.records import Kind, Record, Rejected
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".yaml", ".yml", ".json")
-Stamp = tuple[int, int]  # (mtime_ns, size): cheap to poll, changes on every save
+Stamp = tuple[int, int]  # (mtime_ns, size): cheap to poll
+# File times come from a coarse kernel clock: two saves of the same size within
+# one tick keep the same stamp. A file changed this recently is read again (and
+# compared by digest) on every scan until its stamp is old enough to trust.
+UNSETTLED_NS = 2_000_000_000
 
 
 class SourceError(Exception):
@@ -35,6 +41,7 @@ class SourceError(Exception):
 @dataclass
 class _File:
     stamp: Stamp
+    digest: bytes  # of the bytes last read: what tells a real change
     records: list[Record] = field(default_factory=list)
 
 
@@ -56,10 +63,22 @@ class FolderSource:
 
     def scan(self) -> list[Event] | None:
         """Events for the current state of the files, or None if nothing changed."""
-        stamps = dict(self._stamps())
-        if stamps.keys() == self._files.keys() and all(self._files[p].stamp == s for p, s in stamps.items()):
+        if not self.path.exists():
+            # Gone as a whole (unmounted, mid-rename): keep serving what we have.
+            log.warning("source %s is missing; keeping the zone as it is", self.path)
             return None
-        self._files = {path: self._load(path, stamp) for path, stamp in sorted(stamps.items())}
+        now = time.time_ns()
+        files: dict[Path, _File] = {}
+        for path, stamp in sorted(self._stamps()):
+            old = self._files.get(path)
+            settled = old is not None and old.stamp == stamp and now - stamp[0] > UNSETTLED_NS
+            files[path] = old if settled else self._load(path, stamp, old)
+        changed = files.keys() != self._files.keys() or any(
+            files[path].digest != self._files[path].digest for path in files
+        )
+        self._files = files
+        if not changed:
+            return None
         by_kind: dict[Kind, dict[tuple, Record]] = {kind: {} for kind in Kind}
         for loaded in self._files.values():
             for record in loaded.records:
@@ -84,17 +103,22 @@ class FolderSource:
                 info = path.stat()
                 yield path, (info.st_mtime_ns, info.st_size)
 
-    def _load(self, path: Path, stamp: Stamp) -> _File:
-        old = self._files.get(path)
-        if old is not None and old.stamp == stamp:
-            return old
+    def _load(self, path: Path, stamp: Stamp, old: _File | None) -> _File:
+        kept = old.records if old else []
         try:
-            documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            kept = len(old.records) if old else 0
-            log.warning("cannot read %s (keeping its %d previous objects): %s", path, kept, _one_line(error))
-            return _File(stamp, old.records if old else [])
-        return _File(stamp, self._records(path, documents))
+            data = path.read_bytes()
+        except OSError as error:
+            log.warning("cannot read %s (keeping its %d previous objects): %s", path, len(kept), error)
+            return _File(stamp, old.digest if old else b"", kept)
+        digest = hashlib.sha256(data).digest()
+        if old is not None and old.digest == digest:
+            return _File(stamp, digest, kept)
+        try:
+            documents = list(yaml.safe_load_all(data.decode("utf-8")))
+        except (UnicodeDecodeError, yaml.YAMLError) as error:
+            log.warning("cannot read %s (keeping its %d previous objects): %s", path, len(kept), _one_line(error))
+            return _File(stamp, digest, kept)
+        return _File(stamp, digest, self._records(path, documents))
 
     def _records(self, path: Path, documents: list[Any]) -> list[Record]:
         records = []

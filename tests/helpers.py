@@ -44,9 +44,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 class Server:
     """``python -m mcsdns serve`` in a subprocess, the way users and scripts run it."""
 
-    def __init__(self, source: str | Path, *extra: str, host: str = "127.0.0.1", env: dict | None = None):
+    def __init__(
+        self, source: str | Path, *extra: str, host: str = "127.0.0.1", port: int | None = None, env: dict | None = None
+    ):
         self.host = host
-        self.port = free_port(host)
+        self.port = port or free_port(host)
         self.http_port = free_port()
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"mcsdns-test-{self.port}.log", "w+")
         listen = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"

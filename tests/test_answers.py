@@ -80,7 +80,7 @@ CASES = [
          answer=("web.shop.svc 5 IN SRV 0 50 80 web.shop.svc", "web.shop.svc 5 IN SRV 0 50 9090 web.shop.svc"),
          additional=(WEB_A,)),
     nxdomain("east.web.shop.svc.clusterset.local."),  # 2.3.4: no per-cluster name for ClusterSetIP
-    nodata("pending.shop.svc.clusterset.local.", "A"),
+    nxdomain("pending.shop.svc.clusterset.local."),  # no IP and no port yet: no records, no name
     # producers that leave spec.ips empty
     Case("orders.shop.svc.clusterset.local.", "A", answer=("orders.shop.svc 5 IN A 10.96.5.5",)),
     Case("cart.shop.svc.clusterset.local.", "A",

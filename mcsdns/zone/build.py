@@ -67,6 +67,8 @@ def build_service(
             _add(names, target.below, address_rrsets(target.addresses, ttl))
     ports_of = _ports_by_target(imported, slices, targets)
     _add_srv(names, origin, service_labels, ttl, ports_of)
+    if not any(node.rrsets for node in names.values()):
+        return None  # no address and no port yet: a name with no records does not exist
     return ServiceEntry(names)
 
 

@@ -97,6 +97,8 @@ def test_serial_wraps_per_rfc1982():
 REJECTS = [
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"}}, "spec.type"),
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "Bad_Name"},
+      "spec": {"type": "Headless"}}, "not a DNS subdomain"),
+    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "two.labels"},
       "spec": {"type": "Headless"}}, "not a DNS label"),
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
       "spec": {"type": "ClusterSetIP", "ips": "10.0.0.1"}}, "spec.ips must be a list"),
@@ -136,3 +138,12 @@ IGNORED = [
 @pytest.mark.parametrize("obj", IGNORED, ids=lambda o: f"{o['kind']}/{o['metadata']['name']}")
 def test_objects_of_no_concern_are_ignored(obj):
     assert convert(obj) is None
+
+
+def test_slice_names_may_hold_dots():
+    result = convert({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                      "metadata": {"name": "db.east-1", "namespace": "ns", "labels": {
+                          "multicluster.kubernetes.io/service-name": "db",
+                          "multicluster.kubernetes.io/source-cluster": "east"}},
+                      "endpoints": [{"addresses": ["10.0.0.1"]}]})
+    assert not isinstance(result, Rejected) and result.name == "db.east-1"

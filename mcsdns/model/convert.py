@@ -49,7 +49,7 @@ def convert(obj: Any) -> Record | Rejected | None:
     if handler is None:
         return None
     try:
-        return handler(obj, _label(namespace, "metadata.namespace"), _label(name, "metadata.name"))
+        return handler(obj, _label(namespace, "metadata.namespace"), _subdomain(name, "metadata.name"))
     except Invalid as err:
         return Rejected(str(kind), namespace, name, str(err))
 
@@ -60,6 +60,7 @@ def _group(api_version: Any) -> str:
 
 
 def _service_import(obj: dict, namespace: str, name: str) -> ServiceImport:
+    name = _label(name, "metadata.name")  # it becomes one label of the DNS name
     spec = _mapping(obj.get("spec"), "spec")
     kind = spec.get("type")
     if kind not in ("ClusterSetIP", "Headless"):
@@ -152,6 +153,14 @@ def _label(value: Any, where: str) -> str:
     text = str(value).lower()
     if not _LABEL.match(text):
         raise Invalid(f"{where}: {value!r} is not a DNS label")
+    return text
+
+
+def _subdomain(value: Any, where: str) -> str:
+    """Object names in general are RFC 1123 subdomains (slices may hold dots)."""
+    text = str(value).lower()
+    if len(text) > 253 or not all(_LABEL.match(label) for label in text.split(".")):
+        raise Invalid(f"{where}: {value!r} is not a DNS subdomain")
     return text
 
 

@@ -1,0 +1,212 @@
+"""One feed, for ever: list, then watch from the list's resourceVersion.
+
+The loop kopf and client-go's reflector use (API concepts, "Efficient detection
+of changes"): a list (paged, one consistent snapshot) gives every object and a
+resourceVersion; a watch from that version gives every change after it. Then:
+
+  * the server ends the watch (``timeoutSeconds``) -> watch again from the last
+    version seen (events and BOOKMARKs move it): no relist, no zone update;
+  * 410 Gone, as the HTTP status or as an ERROR event whose Status has code
+    410 -> the version was compacted away: relist;
+  * the stream breaks, or stays silent past the read timeout (a watch that
+    hangs with no error is a known failure of every client) -> resume from
+    the last version;
+  * any other failure -> report it, back off with jitter, retry; a 404 also
+    forgets the discovered version, so a CRD installed or upgraded later is found.
+
+Relists and reconnects are paced by shared ``Throttler``s, and backoff grows
+exponentially with jitter, so replicas restarted together, or an API server
+coming back, do not meet a synchronised storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from asyncio_throttle import Throttler
+
+from .kube_api import KubeApi, LineStream, blocking
+from .kube_faults import Fault, Problem, Unreadable, classify, from_status
+from .kube_feeds import Feed
+
+log = logging.getLogger(__name__)
+Change = tuple[str, dict]  # ("ADDED" | "MODIFIED" | "DELETED", object)
+CHANGES = ("ADDED", "MODIFIED", "DELETED")
+MAX_DOUBLINGS = 20
+SETTLED = 5.0  # seconds: a watch that stayed open this long was healthy, whatever ended it
+
+
+class Sink(Protocol):
+    """Where a watcher reports; called on the event loop thread only."""
+
+    def listed(self, feed: Feed, objects: list[dict], version: str) -> None: ...
+
+    def changed(self, feed: Feed, changes: list[Change]) -> None: ...
+
+    def healthy(self, feed: Feed) -> None: ...
+
+    def failed(self, feed: Feed, problem: Problem) -> None: ...
+
+
+@dataclass(frozen=True)
+class Pacing:
+    relists: Throttler
+    reconnects: Throttler
+    backoff: tuple[float, float]  # first delay, ceiling (seconds)
+    watch_timeout: int  # server-side timeoutSeconds, at least; up to twice that
+    page_size: int
+
+
+class Watcher:
+    def __init__(self, feed: Feed, api: KubeApi, sink: Sink, pacing: Pacing) -> None:
+        self.feed = feed
+        self.api = api
+        self.sink = sink
+        self.pacing = pacing
+        self.version: str | None = None  # API version, from discovery
+        self.resource_version: str | None = None  # None: relist next
+        self.attempt = 0
+        self._noted: set[str] = set()
+
+    async def run(self) -> None:
+        while True:
+            problem = await self._cycle()
+            if problem is not None:
+                await self._recover(problem)
+
+    async def _cycle(self) -> Problem | None:
+        try:
+            if self.resource_version is None:
+                await self._relist()
+            return await self._watch()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            return classify(error, self.feed.resource, self.api.host)
+
+    async def _recover(self, problem: Problem) -> None:
+        match problem.fault:
+            case Fault.GONE:
+                log.info("%s: relisting: %s", self.feed.name, problem)
+                self.resource_version = None
+                return  # relists are paced by their throttler
+            case Fault.BROKEN:
+                log.debug("%s: resuming from %s: %s", self.feed.name, self.resource_version, problem)
+            case Fault.MISSING:
+                self.version = self.resource_version = None
+                self.sink.failed(self.feed, problem)
+            case _:
+                self.sink.failed(self.feed, problem)
+        await self._backoff()
+
+    async def _backoff(self) -> None:
+        first, ceiling = self.pacing.backoff
+        delay = min(ceiling, first * 2 ** min(self.attempt, MAX_DOUBLINGS))
+        self.attempt += 1
+        # "Equal jitter": at least half the delay (never hammer), the rest random (spread replicas).
+        await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
+
+    async def _relist(self) -> None:
+        await self.pacing.relists.acquire()
+        if self.version is None:
+            self.version = await blocking(self.api.discover, self.feed.resource)
+        objects, token = [], None
+        while True:
+            page = await blocking(self.api.list_page, self.feed, self.version, self.pacing.page_size, token)
+            items, meta = page.get("items"), page.get("metadata")
+            if not isinstance(items or [], list) or not isinstance(meta, dict):
+                raise Unreadable(f"a {self.feed.resource.plural} list without items or metadata")
+            objects.extend(item for item in items or [] if _wanted(self.feed, item))  # keep only ours, page by page
+            token = meta.get("continue")
+            if not token:
+                break
+        if not meta.get("resourceVersion"):
+            raise Unreadable(f"a {self.feed.resource.plural} list without a resourceVersion")
+        self.sink.healthy(self.feed)
+        self.sink.listed(self.feed, objects, self.version)
+        self.resource_version = str(meta["resourceVersion"])
+        self.attempt = 0
+
+    async def _watch(self) -> Problem | None:
+        await self.pacing.reconnects.acquire()
+        timeout = random.randint(self.pacing.watch_timeout, 2 * self.pacing.watch_timeout)  # as client-go
+        response = await blocking(
+            self.api.watch, self.feed, self.version, self.resource_version, timeout, on_abandon=_close
+        )
+        self.sink.healthy(self.feed)
+        stream, opened = LineStream(response, self.feed.name), time.monotonic()
+        try:
+            async for lines in stream.batches():
+                changes, problem = self._decode(lines)
+                if changes:
+                    self.sink.changed(self.feed, changes)
+                if problem is not None:
+                    return problem
+                self.attempt = 0
+        finally:
+            stream.close()
+            if time.monotonic() - opened >= SETTLED:
+                self.attempt = 0  # a quiet watch timing out is no reason to slow down
+        return None  # the server ended the watch: resume from the last version
+
+    def _decode(self, lines: list[str]) -> tuple[list[Change], Problem | None]:
+        changes: list[Change] = []
+        for line in lines:
+            match _event(line):
+                case (str() as kind, dict() as obj) if kind in CHANGES:
+                    changes.append((kind, obj))
+                    self._advance(obj)
+                case ("BOOKMARK", dict() as obj):
+                    self._advance(obj)
+                case ("ERROR", status):
+                    return changes, self._error(status)
+                case (str() as kind, _) if kind not in (*CHANGES, "BOOKMARK"):
+                    self._note(f"type {kind}", f"skipping a watch event of unknown type {kind!r}")
+                case _:
+                    self._note("malformed", f"skipping a watch line that is not an event: {line[:200]!r}")
+        return changes, None
+
+    def _advance(self, obj: dict) -> None:
+        meta = obj.get("metadata")
+        if isinstance(meta, dict) and meta.get("resourceVersion"):
+            self.resource_version = str(meta["resourceVersion"])
+
+    def _error(self, status: Any) -> Problem:
+        """An ERROR event carries a metav1.Status (API concepts, "Watch" and 410 Gone)."""
+        if not isinstance(status, dict):
+            status = {}
+        code = status.get("code") if isinstance(status.get("code"), int) else None
+        message = str(status.get("message") or status.get("reason") or "watch error")
+        return from_status(code, message, self.feed.resource)
+
+    def _note(self, what: str, message: str) -> None:
+        """Log a strange stream once per watcher at WARNING, then at DEBUG."""
+        level = logging.DEBUG if what in self._noted else logging.WARNING
+        self._noted.add(what)
+        log.log(level, "%s: %s", self.feed.name, message)
+
+
+def _event(line: str) -> tuple[Any, Any] | None:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or "type" not in event or "object" not in event:
+        return None
+    return event["type"], event["object"]
+
+
+def _wanted(feed: Feed, item: Any) -> bool:
+    meta = item.get("metadata") if isinstance(item, dict) else None
+    return not isinstance(meta, dict) or feed.wants(str(meta.get("name") or ""))
+
+
+def _close(response) -> None:
+    response.close()  # never read: the connection must not go back to the pool
+    response.release_conn()

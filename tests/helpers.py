@@ -13,9 +13,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.query
+import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
@@ -147,3 +149,20 @@ def section_lines(section) -> list[str]:
 
 def expected_lines(lines: list[str] | tuple[str, ...], origin: str = ZONE) -> list[str]:
     return sorted(canonical(line, origin) for line in lines)
+
+
+def ask(port: int, name: str, qtype: str, transport: str, payload: int = 1232) -> dns.message.Message:
+    query = dns.message.make_query(name, qtype, use_edns=0, payload=payload)
+    send = dns.query.udp if transport == "udp" else dns.query.tcp
+    return send(query, "127.0.0.1", port=port, timeout=3)
+
+
+def shape(response: dns.message.Message) -> tuple:
+    return (
+        dns.rcode.to_text(response.rcode()),
+        bool(response.flags & dns.flags.AA),
+        bool(response.flags & dns.flags.TC),
+        section_lines(response.answer),
+        section_lines(response.authority),
+        section_lines(response.additional),
+    )

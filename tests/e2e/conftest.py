@@ -4,10 +4,14 @@ the reason printed when Go is missing (a failure on CI, where Go must exist)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
+import dns.message
 import pytest
 
 from tests.e2e import peers
+from tests.e2e.cluster import load_test_zone, start_mcsdns
+from tests.helpers import Server, ask
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +37,29 @@ clusterset.local:{{port}} {{
 }}
 """
     return peers.CoreDNS(corefile, paths, probe=("web.shop.svc.clusterset.local.", "A"))
+
+
+@dataclass
+class Stack:
+    api: peers.KubeAPIServer
+    server: Server
+    coredns: peers.CoreDNS
+
+    def ask(self, name: str, qtype: str = "A", transport: str = "udp") -> dns.message.Message:
+        return ask(self.coredns.port, name, qtype, transport)
+
+
+@pytest.fixture(scope="session")
+def stack(peer_paths, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("kube-e2e")
+    with peers.KubeAPIServer(peer_paths) as api:
+        api.install_crds(peer_paths)
+        refused = load_test_zone(api)
+        assert set(refused) <= {"bad", "weird"}, refused  # the CRD schema may refuse our malformed ones
+        server = start_mcsdns(api, workdir).wait_ready(timeout=60)
+        try:
+            normal = f"kubernetes cluster.local {{\n        kubeconfig {api.kubeconfig_path}\n    }}"
+            with coredns_forwarding(peer_paths, server.port, normal_block=normal) as coredns:
+                yield Stack(api, server, coredns)
+        finally:
+            server.stop()

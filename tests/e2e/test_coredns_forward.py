@@ -14,7 +14,7 @@ import dns.rcode
 import pytest
 
 from tests.e2e.conftest import coredns_forwarding
-from tests.helpers import DATA, Server, free_port, section_lines
+from tests.helpers import DATA, Server, ask, free_port, shape
 from tests.test_answers import CASES
 
 # Questions outside clusterset.local never reach mcsdns through the forward stanza.
@@ -28,23 +28,6 @@ def stack(peer_paths):
     with coredns:
         yield server, coredns
     server.stop()
-
-
-def ask(port: int, name: str, qtype: str, transport: str, payload: int = 1232) -> dns.message.Message:
-    query = dns.message.make_query(name, qtype, use_edns=0, payload=payload)
-    send = dns.query.udp if transport == "udp" else dns.query.tcp
-    return send(query, "127.0.0.1", port=port, timeout=3)
-
-
-def shape(response: dns.message.Message) -> tuple:
-    return (
-        dns.rcode.to_text(response.rcode()),
-        bool(response.flags & dns.flags.AA),
-        bool(response.flags & dns.flags.TC),
-        section_lines(response.answer),
-        section_lines(response.authority),
-        section_lines(response.additional),
-    )
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])

@@ -338,7 +338,45 @@ def _address_in_use(text: str) -> bool:
 # kube-apiserver
 
 
-class KubeAPIServer:
+class _Peer:
+    """The lifecycle both peers share: a child process in a work dir of its own,
+    stopped gracefully (SIGKILL on timeout) and cleaned up by close()/``with``.
+    Subclasses set ``_proc``, ``stop_timeout``, ``workdir``, ``_own_workdir``,
+    ``keep_workdir`` and define ``start()``."""
+
+    _proc: "_Process | None"
+    log_lines = 40
+
+    def start(self):  # pragma: no cover - defined by each peer
+        raise NotImplementedError
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Graceful stop (SIGTERM), SIGKILL on timeout."""
+        if self._proc is not None:
+            self._proc.stop(self.stop_timeout if timeout is None else timeout)
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            if self._own_workdir and not self.keep_workdir:
+                _remove_tempdir(self.workdir)
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def log_tail(self, n: int | None = None) -> str:
+        return self._proc.tail(n or self.log_lines) if self._proc is not None else ""
+
+
+class KubeAPIServer(_Peer):
     """A kube-apiserver with embedded etcd, on 127.0.0.1.
 
     ``workdir`` (default: a new temp dir, removed by close()/__exit__ unless
@@ -452,11 +490,6 @@ class KubeAPIServer:
                 )
             time.sleep(0.2)
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Graceful stop (SIGTERM: apiserver, then etcd), SIGKILL on timeout."""
-        if self._proc is not None:
-            self._proc.stop(self.stop_timeout if timeout is None else timeout)
-
     def kill(self) -> None:
         """SIGKILL, like a crash (etcd recovers its data from the WAL on start)."""
         if self._proc is not None:
@@ -470,25 +503,7 @@ class KubeAPIServer:
             self.kill()
         return self.start()
 
-    def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            if self._own_workdir and not self.keep_workdir:
-                _remove_tempdir(self.workdir)
-
-    def __enter__(self) -> "KubeAPIServer":
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def log_tail(self, n: int = 60) -> str:
-        return self._proc.tail(n) if self._proc is not None else ""
+    log_lines = 60  # SIGTERM stops the apiserver, then etcd
 
     # -- raw API access ----------------------------------------------------
 
@@ -698,7 +713,7 @@ def _force_loopback(corefile: str) -> str:
     return "\n".join(out) + "\n"
 
 
-class CoreDNS:
+class CoreDNS(_Peer):
     """Stock CoreDNS on 127.0.0.1:<free port>.
 
     ``corefile`` may contain the placeholder ``{port}`` (plain text, not
@@ -812,30 +827,6 @@ class CoreDNS:
         send = dns.query.tcp if tcp else dns.query.udp
         return send(msg, LOOPBACK, port=self.address[1], timeout=timeout)
 
-    def stop(self, timeout: float | None = None) -> None:
-        if self._proc is not None:
-            self._proc.stop(self.stop_timeout if timeout is None else timeout)
-
     def restart(self) -> "CoreDNS":
         self.stop()
         return self.start()
-
-    def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            if self._own_workdir and not self.keep_workdir:
-                _remove_tempdir(self.workdir)
-
-    def __enter__(self) -> "CoreDNS":
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def log_tail(self, n: int = 40) -> str:
-        return self._proc.tail(n) if self._proc is not None else ""

@@ -26,6 +26,8 @@ BAD = [
     ("bad producer", ["--source", "kube", "--producer", "istio"], {}, "--producer: 'istio' is not one of"),
     ("local-first alone", ["--source", ZONE_DIR, "--local-first"], {}, "--local-first needs --cluster-id"),
     ("bad cluster id", ["--source", ZONE_DIR, "--cluster-id", "a.b.c"], {}, "not one or two DNS labels"),
+    ("missing kubeconfig", ["--source", "kube", "--kubeconfig", "/nonexistent"], {}, "kubeconfig /nonexistent does not exist"),
+    ("no cluster, no kubeconfig", ["--source", "kube"], {"HOME": "/nonexistent", "KUBECONFIG": ""}, "pass --kubeconfig"),
     ("unknown flag", ["--source", ZONE_DIR, "--frobnicate"], {}, "unrecognized arguments"),
     ("bad env ttl", ["--source", ZONE_DIR], {"MCSDNS_TTL": "x"}, "--ttl: 'x' is not a number"),
     ("bad env listen", ["--source", ZONE_DIR], {"MCSDNS_LISTEN": "nowhere"}, "is not HOST:PORT"),

@@ -55,3 +55,12 @@ def test_bounded():
     for index in range(25):
         cache.respond(wire(f"n{index}.shop.svc.clusterset.local.", "A", 0, 1), store.snapshot)
         assert len(cache._entries) <= 10
+
+
+def test_bounded_in_bytes():
+    store = load_store(DATA / "zone")
+    cache = ResponseCache(Responder(), max_bytes=4000)
+    for index in range(20):  # 1.6 kB answers over TCP
+        query = dns.message.make_query("big.data.svc.clusterset.local.", "A", use_edns=0, payload=1232 + index)
+        cache.respond(query.to_wire(), store.snapshot, udp=False)
+        assert cache._bytes <= 4000 and len(cache._entries) <= 2

@@ -346,9 +346,34 @@ class _Peer:
 
     _proc: "_Process | None"
     log_lines = 40
+    name = "peer"
+    udp_port = False  # whether the port must be free for UDP too
 
-    def start(self):  # pragma: no cover - defined by each peer
-        raise NotImplementedError
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self):
+        """Start on the kept port, or on a free one (tried again if another
+        process took it meanwhile); wait until ready."""
+        if self.running:
+            return self
+        attempts = 1 if self._port_fixed else 3
+        for attempt in range(attempts):
+            if self.port is None or (attempt > 0 and not self._port_fixed):
+                self.port = free_port(udp_too=self.udp_port)
+            self._proc = _Process(self.name, self._argv(), self.log_path)
+            try:
+                self._wait_ready()
+                self._port_fixed = True  # keep the port for restart()
+                return self
+            except PeersError:
+                text = self._proc.log_text()
+                self._proc.kill()
+                if attempt + 1 < attempts and _address_in_use(text):
+                    continue
+                raise
+        raise AssertionError("unreachable")
 
     def stop(self, timeout: float | None = None) -> None:
         """Graceful stop (SIGTERM), SIGKILL on timeout."""
@@ -430,39 +455,18 @@ class KubeAPIServer(_Peer):
             raise PeersError("kube-apiserver has not been started")
         return f"https://{LOOPBACK}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self) -> "KubeAPIServer":
-        if self.running:
-            return self
-        attempts = 1 if self._port_fixed else 3
-        for attempt in range(attempts):
-            if self.port is None or (attempt > 0 and not self._port_fixed):
-                self.port = free_port()
-            argv = [
-                self.binary,
-                "-data-dir", self.data_dir,
-                "-port", self.port,
-                "-admin-token", self.admin_token,
-                "-kubeconfig", self.kubeconfig_path,
-                "-v", self.verbosity,
-            ]
-            if self.extra_args:
-                argv += ["--", *self.extra_args]
-            self._proc = _Process("kube-apiserver", argv, self.log_path)
-            try:
-                self._wait_ready()
-                self._port_fixed = True  # keep the port for restart()
-                return self
-            except PeersError:
-                text = self._proc.log_text()
-                self._proc.kill()
-                if attempt + 1 < attempts and _address_in_use(text):
-                    continue
-                raise
-        raise AssertionError("unreachable")
+    def _argv(self) -> list:
+        argv = [
+            self.binary,
+            "-data-dir", self.data_dir,
+            "-port", self.port,
+            "-admin-token", self.admin_token,
+            "-kubeconfig", self.kubeconfig_path,
+            "-v", self.verbosity,
+        ]
+        if self.extra_args:
+            argv += ["--", *self.extra_args]
+        return argv
 
     def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -504,6 +508,7 @@ class KubeAPIServer(_Peer):
         return self.start()
 
     log_lines = 60  # SIGTERM stops the apiserver, then etcd
+    name = "kube-apiserver"
 
     # -- raw API access ----------------------------------------------------
 
@@ -723,6 +728,9 @@ class CoreDNS(_Peer):
     ``probe`` gets any DNS answer (or an answer with ``probe_rcode``).
     """
 
+    name = "coredns"
+    udp_port = True
+
     def __init__(
         self,
         corefile: str,
@@ -763,32 +771,10 @@ class CoreDNS(_Peer):
             raise PeersError("CoreDNS has not been started")
         return (LOOPBACK, self.port)
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self) -> "CoreDNS":
-        if self.running:
-            return self
-        attempts = 1 if self._port_fixed else 3
-        for attempt in range(attempts):
-            if self.port is None or (attempt > 0 and not self._port_fixed):
-                self.port = free_port(udp_too=True)
-            text = _force_loopback(self.corefile_template.replace("{port}", str(self.port)))
-            self.corefile_path.write_text(text)
-            argv = [self.binary, "-conf", self.corefile_path, "-dns.port", self.port, *self.extra_args]
-            self._proc = _Process("coredns", argv, self.log_path)
-            try:
-                self._wait_ready()
-                self._port_fixed = True
-                return self
-            except PeersError:
-                log = self._proc.log_text()
-                self._proc.kill()
-                if attempt + 1 < attempts and _address_in_use(log):
-                    continue
-                raise
-        raise AssertionError("unreachable")
+    def _argv(self) -> list:
+        text = _force_loopback(self.corefile_template.replace("{port}", str(self.port)))
+        self.corefile_path.write_text(text)
+        return [self.binary, "-conf", self.corefile_path, "-dns.port", self.port, *self.extra_args]
 
     def _wait_ready(self) -> None:
         import dns.exception

@@ -10,9 +10,10 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from .model.convert import Invalid, cluster_id, subdomain
+
 PRODUCERS = ("auto", "standard", "karmada", "lighthouse")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -60,10 +61,10 @@ def parse_address(text: str, what: str) -> Address:
 
 
 def parse_zone(text: str) -> str:
-    labels = text.strip().rstrip(".").split(".")
-    if not all(_LABEL.match(label) for label in labels) or len(".".join(labels)) > 253:
-        raise ConfigError(f"--zone: {text!r} is not a domain name")
-    return ".".join(labels).lower()
+    try:
+        return subdomain(text.strip().rstrip("."), "--zone")
+    except Invalid:
+        raise ConfigError(f"--zone: {text!r} is not a domain name") from None
 
 
 def bounded(value: str | float, what: str, low: float, high: float, kind: type = int):
@@ -85,10 +86,10 @@ def choice(value: str, what: str, allowed: tuple[str, ...]) -> str:
 def parse_cluster_id(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    labels = value.lower().split(".")
-    if len(labels) > 2 or not all(_LABEL.match(label) for label in labels):
-        raise ConfigError(f"--cluster-id: {value!r} is not one or two DNS labels")
-    return value.lower()
+    try:
+        return cluster_id(value, "--cluster-id")  # the same rule as the source-cluster label
+    except Invalid:
+        raise ConfigError(f"--cluster-id: {value!r} is not one or two DNS labels") from None
 
 
 def parse_flag(value: str | bool, what: str) -> bool:

@@ -107,8 +107,9 @@ def _pack(query: Query, flags: int, sections: list[list[bytes]], opt: bytes) -> 
 
 
 def _apex_offset(query: Query, snapshot: Snapshot) -> int:
-    below = len(query.labels) - len(snapshot.origin)
-    return query.offsets[below] if below < len(query.offsets) else 12 + sum(len(l) + 1 for l in query.labels)
+    """Where the apex starts inside the question; only asked of names in the zone,
+    which the zone's (non-empty) origin ends, so the label is always there."""
+    return query.offsets[len(query.labels) - len(snapshot.origin)]
 
 
 def _bare_error(message: bytes, rcode: int) -> bytes | None:

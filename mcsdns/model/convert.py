@@ -49,7 +49,7 @@ def convert(obj: Any) -> Record | Rejected | None:
     if handler is None:
         return None
     try:
-        return handler(obj, _label(namespace, "metadata.namespace"), _subdomain(name, "metadata.name"))
+        return handler(obj, _label(namespace, "metadata.namespace"), subdomain(name, "metadata.name"))
     except Invalid as err:
         return Rejected(str(kind), namespace, name, str(err))
 
@@ -156,7 +156,7 @@ def _label(value: Any, where: str) -> str:
     return text
 
 
-def _subdomain(value: Any, where: str) -> str:
+def subdomain(value: Any, where: str) -> str:
     """Object names in general are RFC 1123 subdomains (slices may hold dots)."""
     text = str(value).lower()
     if len(text) > 253 or not all(_LABEL.match(label) for label in text.split(".")):

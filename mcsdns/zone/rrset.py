@@ -16,7 +16,7 @@ from typing import Iterable
 
 import dnslib
 
-A, NS, SOA, TXT, AAAA, SRV, OPT, ANY = 1, 2, 6, 16, 28, 33, 41, 255
+A, NS, SOA, TXT, AAAA, SRV = 1, 2, 6, 16, 28, 33
 CLASS_IN = 1
 
 Labels = tuple[bytes, ...]  # a name as lower-case labels, leftmost first, root omitted

@@ -12,6 +12,7 @@ import logging
 from dataclasses import replace
 from typing import Callable, Iterable
 
+from ..model.convert import KARMADA_DERIVED
 from ..model.events import Delete, Event, Outage, Recovered, Replace, Upsert
 from ..model.records import EndpointSlice, Kind, Record, Service, ServiceImport, key_of
 from .build import build_service
@@ -22,7 +23,6 @@ log = logging.getLogger(__name__)
 
 Key = tuple[Kind, str, str]
 ServiceKey = tuple[str, str]  # (namespace, service name)
-KARMADA_PREFIX = "derived-"
 
 
 class ZoneStore:
@@ -140,7 +140,7 @@ class ZoneStore:
         if not isinstance(imported, ServiceImport):
             return None
         slices = [self._objects[key] for key in sorted(self._slices.get((namespace, name), ()))]
-        derived = self._objects.get((Kind.SERVICE, namespace, KARMADA_PREFIX + name))
+        derived = self._objects.get((Kind.SERVICE, namespace, KARMADA_DERIVED + name))
         return build_service(self.settings, imported, slices, derived)
 
 
@@ -151,6 +151,6 @@ def _services_of(record: Record) -> list[ServiceKey]:
             return [(namespace, name)]
         case EndpointSlice(namespace=namespace, service=service):
             return [(namespace, service)]
-        case Service(namespace=namespace, name=name) if name.startswith(KARMADA_PREFIX):
-            return [(namespace, name[len(KARMADA_PREFIX) :])]
+        case Service(namespace=namespace, name=name) if name.startswith(KARMADA_DERIVED):
+            return [(namespace, name[len(KARMADA_DERIVED) :])]
     return []

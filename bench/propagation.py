@@ -26,7 +26,8 @@ import dns.rcode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.e2e import peers  # noqa: E402
-from tests.e2e.cluster import addresses, apply, delete, start_mcsdns  # noqa: E402
+from tests.e2e.cluster import apply, delete, start_mcsdns  # noqa: E402
+from tests.helpers import addresses  # noqa: E402
 from tests.e2e.conftest import coredns_forwarding  # noqa: E402
 
 NAME = "bench.shop.svc.clusterset.local."

@@ -166,3 +166,20 @@ def shape(response: dns.message.Message) -> tuple:
         section_lines(response.authority),
         section_lines(response.additional),
     )
+
+
+def addresses(response: dns.message.Message) -> list[str]:
+    """The A/AAAA addresses of an answer, sorted."""
+    return sorted(rd.address for rrset in response.answer for rd in rrset if hasattr(rd, "address"))
+
+
+def wait_for(condition, timeout: float = 20.0, step: float = 0.05, what: str = ""):
+    """Poll ``condition`` until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout}s: {what or condition}")
+        time.sleep(step)

@@ -4,8 +4,6 @@ for each producer; flipped live through the folder source too."""
 
 from __future__ import annotations
 
-import time
-
 import dns.message
 import pytest
 
@@ -15,7 +13,7 @@ from mcsdns.model.events import Replace
 from mcsdns.model.records import Kind
 from mcsdns.zone.settings import ZoneSettings
 from mcsdns.zone.store import ZoneStore
-from tests.helpers import Server
+from tests.helpers import Server, addresses, wait_for
 
 NAME = "web.shop.svc.clusterset.local."
 
@@ -86,15 +84,9 @@ def test_failover_and_back_while_serving(tmp_path):
                    mcs_slice("west", "10.2.0.1", True)]
         path.write_text(yaml.safe_dump_all(objects))
 
-    def answer() -> list[str]:
-        response = server.query(dns.message.make_query(NAME, "A"))
-        return [rd.address for rrset in response.answer for rd in rrset]
-
     def until(expected: list[str]) -> None:
-        deadline = time.monotonic() + 5
-        while answer() != expected:
-            assert time.monotonic() < deadline, f"answer stayed {answer()}, wanted {expected}"
-            time.sleep(0.05)
+        wait_for(lambda: addresses(server.query(dns.message.make_query(NAME, "A"))) == expected,
+                 timeout=5, what=f"answer {expected}")
 
     write(True)
     server = Server(tmp_path, "--cluster-id", "east", "--local-first").wait_ready()

@@ -4,9 +4,7 @@ with a least-privilege service account, and CoreDNS forwarding to it."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -96,27 +94,9 @@ def apply_manifest(api: peers.KubeAPIServer, path: Path) -> None:
         api.request("POST", f"{base}?fieldValidation=Strict", document, expect=(200, 201, 409))
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, step: float = 0.05, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout}s: {what or condition}")
-        time.sleep(step)
-
-
 def start_mcsdns(api: peers.KubeAPIServer, workdir: Path, *extra: str) -> Server:
     """mcsdns --source kube as the least-privilege service account of manifests/rbac.yaml."""
     apply_manifest(api, RBAC)
     kubeconfig = api.service_account_kubeconfig("mcsdns", "mcsdns", workdir / "mcsdns.kubeconfig")
     return Server("kube", "--kubeconfig", str(kubeconfig), *extra)
 
-
-def addresses(response) -> list[str]:
-    return sorted(rd.address for rrset in response.answer for rd in rrset if hasattr(rd, "address"))
-
-
-def objects_named(objects: Iterable[dict], *names: str) -> list[dict]:
-    return [obj for obj in objects if obj["metadata"]["name"] in names]

@@ -12,9 +12,9 @@ import dns.rcode
 import pytest
 
 from tests.e2e import peers
-from tests.e2e.cluster import addresses, apply, delete, load_objects, load_test_zone, start_mcsdns, wait_for
+from tests.e2e.cluster import apply, delete, load_objects, load_test_zone, start_mcsdns
 from tests.e2e.test_coredns_forward import FORWARDED
-from tests.helpers import DATA, ask, expected_lines, section_lines, shape
+from tests.helpers import DATA, addresses, ask, expected_lines, section_lines, shape, wait_for
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -86,7 +86,6 @@ def test_local_first_failover_through_the_api(peer_paths, stack, tmp_path):
     east = next(o for o in load_objects(DATA / "zone") if o["metadata"]["name"] == "cart-east")
     try:
         def direct():
-            query = dns.message.make_query(name, "A")
             return addresses(ask(server.port, name, "A", "udp"))
 
         wait_for(lambda: direct() == ["10.101.0.7"], what="local first")

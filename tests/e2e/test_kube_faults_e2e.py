@@ -13,8 +13,8 @@ import dns.rcode
 import pytest
 
 from tests.e2e import peers
-from tests.e2e.cluster import RBAC, addresses, apply, apply_manifest, delete, start_mcsdns, wait_for
-from tests.helpers import Server, ask
+from tests.e2e.cluster import RBAC, apply, apply_manifest, delete, start_mcsdns
+from tests.helpers import Server, addresses, ask, wait_for
 
 WEB = "web.shop.svc.clusterset.local."
 

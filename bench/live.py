@@ -38,6 +38,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def dnsperf(port: int, seconds: int, clients: int, queries: Path) -> dict[str, float]:
+    """Run dnsperf (bounded by -l) and read its summary: completed, lost, qps, latency (s)."""
+    result = subprocess.run(
+        ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds),
+         "-c", str(clients), "-T", "1", "-q", "200"],
+        capture_output=True, text=True, timeout=seconds + 30,
+    )
+    fields = {"completed": r"Queries completed:\s+(\d+)", "lost": r"Queries lost:\s+(\d+)",
+              "qps": r"Queries per second:\s+([\d.]+)", "latency": r"Average Latency \(s\):\s+([\d.]+)"}
+    return {name: float(re.search(pattern, result.stdout).group(1)) for name, pattern in fields.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
@@ -49,20 +61,14 @@ def main() -> None:
             queries.write("\n".join(MIX * 100) + "\n")
             queries.flush()
             before = cpu_seconds(server.process.pid)
-            result = subprocess.run(
-                ["dnsperf", "-s", "127.0.0.1", "-p", str(server.port), "-d", queries.name, "-l", str(args.seconds),
-                 "-c", str(args.clients), "-T", "1", "-q", "200"],
-                capture_output=True, text=True, timeout=args.seconds + 30,
-            )
+            summary = dnsperf(server.port, args.seconds, args.clients, Path(queries.name))
             used = cpu_seconds(server.process.pid) - before
     finally:
         server.stop()
-    completed = int(re.search(r"Queries completed:\s+(\d+)", result.stdout).group(1))
-    rate = re.search(r"Queries per second:\s+([\d.]+)", result.stdout).group(1)
-    lost = re.search(r"Queries lost:\s+(\d+)", result.stdout).group(1)
-    latency = re.search(r"Average Latency \(s\):\s+([\d.]+)", result.stdout).group(1)
+    completed = int(summary["completed"])
     print(f"# live server, UDP, dnsperf -c {args.clients} -q 200 for {args.seconds}s, mix of {len(MIX)} questions")
-    print(f"queries/s {float(rate):,.0f}  completed {completed:,}  lost {lost}  avg latency {float(latency) * 1e3:.2f} ms")
+    print(f"queries/s {summary['qps']:,.0f}  completed {completed:,}  lost {summary['lost']:.0f}  "
+          f"avg latency {summary['latency'] * 1e3:.2f} ms")
     print(f"server CPU per answered query: {used / max(completed, 1) * 1e6:.1f} us")
 
 

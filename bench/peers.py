@@ -14,7 +14,6 @@ skipped with the reason. Not a test: it prints numbers for bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import dns.query
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.live import MIX, cpu_seconds  # noqa: E402
+from bench.live import MIX, cpu_seconds, dnsperf  # noqa: E402
 from tests.helpers import DATA, Server, free_port  # noqa: E402
 
 ZONE = "clusterset.local."
@@ -100,16 +99,6 @@ def coredns(workdir: Path, zonefile: Path, port: int) -> list[str] | str:
     return [str(binary), "-conf", str(corefile)]
 
 
-def dnsperf(port: int, seconds: int, clients: int, queries: Path) -> tuple[int, float]:
-    result = subprocess.run(
-        ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds),
-         "-c", str(clients), "-T", "1", "-q", "200"],
-        capture_output=True, text=True, timeout=seconds + 30,
-    )
-    completed = int(re.search(r"Queries completed:\s+(\d+)", result.stdout).group(1))
-    return completed, float(re.search(r"Queries per second:\s+([\d.]+)", result.stdout).group(1))
-
-
 def answering(port: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -150,8 +139,8 @@ def tree_cpu(pid: int) -> float:
 
 def run_load(pid: int, port: int, args, queries: Path) -> tuple[float, float]:
     before = tree_cpu(pid)
-    completed, rate = dnsperf(port, args.seconds, args.clients, queries)
-    return rate, (tree_cpu(pid) - before) / max(completed, 1) * 1e6
+    summary = dnsperf(port, args.seconds, args.clients, queries)
+    return summary["qps"], (tree_cpu(pid) - before) / max(summary["completed"], 1) * 1e6
 
 
 def main() -> None:

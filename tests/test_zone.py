@@ -95,34 +95,36 @@ def test_serial_wraps_per_rfc1982():
 
 
 REJECTS = [
-    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"}}, "spec.type"),
+    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"}}, "spec.type", "spec.type"),
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "Bad_Name"},
-      "spec": {"type": "Headless"}}, "not a DNS subdomain"),
+      "spec": {"type": "Headless"}}, "not a DNS subdomain", "metadata.name"),
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "two.labels"},
-      "spec": {"type": "Headless"}}, "not a DNS label"),
+      "spec": {"type": "Headless"}}, "not a DNS label", "metadata.name"),
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
-      "spec": {"type": "ClusterSetIP", "ips": "10.0.0.1"}}, "spec.ips must be a list"),
+      "spec": {"type": "ClusterSetIP", "ips": "10.0.0.1"}}, "spec.ips must be a list", "spec.ips"),
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
-      "spec": {"type": "ClusterSetIP", "ports": [{"port": 70000}]}}, "from 1 to 65535"),
+      "spec": {"type": "ClusterSetIP", "ports": [{"port": 70000}]}}, "from 1 to 65535", "spec.ports.port"),
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
-      "spec": {"type": "ClusterSetIP", "ports": [{"port": 80, "protocol": "ICMP"}]}}, "TCP, UDP or SCTP"),
+      "spec": {"type": "ClusterSetIP", "ports": [{"port": 80, "protocol": "ICMP"}]}}, "TCP, UDP or SCTP", "spec.ports.protocol"),
     ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-      "metadata": {"name": "s", "labels": {"multicluster.kubernetes.io/service-name": "x"}}}, "source-cluster"),
+      "metadata": {"name": "s", "labels": {"multicluster.kubernetes.io/service-name": "x"}}}, "source-cluster", "multicluster.kubernetes.io/source-cluster"),
     ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
       "metadata": {"name": "s", "labels": {"multicluster.kubernetes.io/service-name": "x",
-                                           "multicluster.kubernetes.io/source-cluster": "a.b.c"}}}, "two labels"),
+                                           "multicluster.kubernetes.io/source-cluster": "a.b.c"}}}, "two labels", "multicluster.kubernetes.io/source-cluster"),
     ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
       "metadata": {"name": "s", "labels": {"multicluster.kubernetes.io/service-name": "x",
                                            "multicluster.kubernetes.io/source-cluster": "a"}},
-      "endpoints": [{"addresses": ["fd00::1"]}]}, "not an IPv4 address"),
-    ("just a string", "not a mapping"),
+      "endpoints": [{"addresses": ["fd00::1"]}]}, "not an IPv4 address", "endpoints.addresses"),
+    ("just a string", "not a mapping", "object"),
 ]
 
 
-@pytest.mark.parametrize("obj,reason", REJECTS, ids=[r[1] for r in REJECTS])
-def test_malformed_objects_rejected_with_a_reason(obj, reason):
+@pytest.mark.parametrize("obj,reason,field", REJECTS, ids=[r[1] for r in REJECTS])
+def test_malformed_objects_rejected_with_a_reason(obj, reason, field):
+    """The reason is for people; the field, free of values and indices, for metric labels."""
     result = convert(obj)
     assert isinstance(result, Rejected) and reason in result.reason
+    assert result.field == field
 
 
 IGNORED = [

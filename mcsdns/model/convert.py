@@ -35,12 +35,21 @@ _PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 
 
 class Invalid(ValueError):
-    """Raised inside conversion; becomes a ``Rejected`` at the function's edge."""
+    """Raised inside conversion; becomes a ``Rejected`` at the function's edge.
+
+    ``field`` is the offending field with list indices dropped (``spec.ips``,
+    ``endpoints.addresses``): a small, fixed set, fit for a metric label, where
+    the message itself names values and indices.
+    """
+
+    def __init__(self, message: str, field: str = "object") -> None:
+        super().__init__(message)
+        self.field = re.sub(r"\[\d+\]", "", field)
 
 
 def convert(obj: Any) -> Record | Rejected | None:
     if not isinstance(obj, dict):
-        return Rejected("?", "?", "?", "not a mapping")
+        return Rejected("?", "?", "?", "not a mapping", "object")
     kind = obj.get("kind")
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     namespace = str(meta.get("namespace") or "default")
@@ -51,7 +60,7 @@ def convert(obj: Any) -> Record | Rejected | None:
     try:
         return handler(obj, _label(namespace, "metadata.namespace"), subdomain(name, "metadata.name"))
     except Invalid as err:
-        return Rejected(str(kind), namespace, name, str(err))
+        return Rejected(str(kind), namespace, name, str(err), err.field)
 
 
 def _group(api_version: Any) -> str:
@@ -64,7 +73,7 @@ def _service_import(obj: dict, namespace: str, name: str) -> ServiceImport:
     spec = _mapping(obj.get("spec"), "spec")
     kind = spec.get("type")
     if kind not in ("ClusterSetIP", "Headless"):
-        raise Invalid(f"spec.type must be ClusterSetIP or Headless, not {kind!r}")
+        raise Invalid(f"spec.type must be ClusterSetIP or Headless, not {kind!r}", "spec.type")
     ips = tuple(_ip(ip, f"spec.ips[{i}]") for i, ip in enumerate(_list(spec.get("ips"), "spec.ips")))
     ports = tuple(_port(p, f"spec.ports[{i}]") for i, p in enumerate(_list(spec.get("ports"), "spec.ports")))
     return ServiceImport(namespace, name, kind == "Headless", ips, ports)
@@ -89,7 +98,7 @@ def _attribute(obj: dict, name: str) -> tuple[str, str] | None:
     if LABEL_MCS_SERVICE in labels:
         service = _label(labels[LABEL_MCS_SERVICE], LABEL_MCS_SERVICE)
         if LABEL_MCS_CLUSTER not in labels:
-            raise Invalid(f"label {LABEL_MCS_CLUSTER} is missing")
+            raise Invalid(f"label {LABEL_MCS_CLUSTER} is missing", LABEL_MCS_CLUSTER)
         return service, cluster_id(labels[LABEL_MCS_CLUSTER], LABEL_MCS_CLUSTER)
     derived = str(labels.get(LABEL_K8S_SERVICE, ""))
     if derived.startswith(KARMADA_DERIVED) and name.startswith(KARMADA_IMPORTED):
@@ -97,7 +106,7 @@ def _attribute(obj: dict, name: str) -> tuple[str, str] | None:
         rest = name[len(KARMADA_IMPORTED) :]
         cut = rest.rfind(f"-{service}-") if f"-{service}-" in rest else rest.rfind("-")
         if cut <= 0:
-            raise Invalid(f"cannot read the cluster from Karmada slice name {name!r}")
+            raise Invalid(f"cannot read the cluster from Karmada slice name {name!r}", "metadata.name")
         return service, cluster_id(rest[:cut], "metadata.name")
     return None
 
@@ -120,7 +129,7 @@ def _endpoint(raw: Any, family: int, where: str) -> Endpoint:
     entry = _mapping(raw, where)
     addresses = tuple(_ip(a, f"{where}.addresses", family) for a in _list(entry.get("addresses"), where))
     if not addresses:
-        raise Invalid(f"{where} has no addresses")
+        raise Invalid(f"{where} has no addresses", where)
     hostname = entry.get("hostname") or ""
     if hostname:
         hostname = _label(hostname, f"{where}.hostname")
@@ -133,10 +142,10 @@ def _port(raw: Any, where: str) -> Port:
     entry = _mapping(raw, where)
     number = entry.get("port")
     if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 65535:
-        raise Invalid(f"{where}.port must be a number from 1 to 65535, not {number!r}")
+        raise Invalid(f"{where}.port must be a number from 1 to 65535, not {number!r}", f"{where}.port")
     protocol = _PROTOCOLS.get(entry.get("protocol") or "TCP")
     if protocol is None:
-        raise Invalid(f"{where}.protocol must be TCP, UDP or SCTP, not {entry.get('protocol')!r}")
+        raise Invalid(f"{where}.protocol must be TCP, UDP or SCTP, not {entry.get('protocol')!r}", f"{where}.protocol")
     name = entry.get("name") or ""
     return Port(_label(name, f"{where}.name") if name else "", protocol, number)
 
@@ -145,14 +154,14 @@ def cluster_id(value: Any, where: str) -> str:
     """A cluster id is one or two DNS labels (KEP-1645 allows <name>.<registry>)."""
     labels = str(value).lower().split(".")
     if len(labels) > 2:
-        raise Invalid(f"{where}: cluster id {value!r} has more than two labels")
+        raise Invalid(f"{where}: cluster id {value!r} has more than two labels", where)
     return ".".join(_label(label, where) for label in labels)
 
 
 def _label(value: Any, where: str) -> str:
     text = str(value).lower()
     if not _LABEL.match(text):
-        raise Invalid(f"{where}: {value!r} is not a DNS label")
+        raise Invalid(f"{where}: {value!r} is not a DNS label", where)
     return text
 
 
@@ -160,7 +169,7 @@ def subdomain(value: Any, where: str) -> str:
     """Object names in general are RFC 1123 subdomains (slices may hold dots)."""
     text = str(value).lower()
     if len(text) > 253 or not all(_LABEL.match(label) for label in text.split(".")):
-        raise Invalid(f"{where}: {value!r} is not a DNS subdomain")
+        raise Invalid(f"{where}: {value!r} is not a DNS subdomain", where)
     return text
 
 
@@ -168,9 +177,9 @@ def _ip(value: Any, where: str, family: int | None = None) -> str:
     try:
         address = ipaddress.ip_address(str(value).strip())
     except ValueError:
-        raise Invalid(f"{where}: {value!r} is not an IP address") from None
+        raise Invalid(f"{where}: {value!r} is not an IP address", where) from None
     if family is not None and address.version != family:
-        raise Invalid(f"{where}: {value} is not an IPv{family} address")
+        raise Invalid(f"{where}: {value} is not an IPv{family} address", where)
     return str(address)
 
 
@@ -178,7 +187,7 @@ def _mapping(value: Any, where: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise Invalid(f"{where} must be a mapping")
+        raise Invalid(f"{where} must be a mapping", where)
     return value
 
 
@@ -186,5 +195,5 @@ def _list(value: Any, where: str) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise Invalid(f"{where} must be a list")
+        raise Invalid(f"{where} must be a list", where)
     return value

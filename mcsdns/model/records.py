@@ -83,12 +83,14 @@ Record = ServiceImport | EndpointSlice | Service
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """An object that could not become a record, and why (for logs and metrics)."""
+    """An object that could not become a record, and why: ``reason`` for the
+    log, ``field`` (which field was wrong, from a fixed set) for metric labels."""
 
     kind: str
     namespace: str
     name: str
     reason: str
+    field: str = "object"
 
     def __str__(self) -> str:
         return f"rejected {self.kind} {self.namespace}/{self.name}: {self.reason}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dnslib
 import dns.message
 import dns.rcode
 import pytest
@@ -10,6 +11,7 @@ from mcsdns.engine.respond import Responder
 from mcsdns.model.convert import convert
 from mcsdns.model.events import Delete, Outage, Recovered, Replace, Upsert
 from mcsdns.model.records import Kind, Rejected
+from mcsdns.zone import rrset
 from mcsdns.zone.settings import ZoneSettings
 from mcsdns.zone.store import ZoneStore
 
@@ -149,3 +151,22 @@ def test_slice_names_may_hold_dots():
                           "multicluster.kubernetes.io/source-cluster": "east"}},
                       "endpoints": [{"addresses": ["10.0.0.1"]}]})
     assert not isinstance(result, Rejected) and result.name == "db.east-1"
+
+
+PACKED = [
+    ("A", lambda: rrset.address_tail("10.1.2.3", 5), lambda: rrset.tail(rrset.A, 5, dnslib.A("10.1.2.3"))),
+    ("A ttl 0", lambda: rrset.address_tail("0.0.0.0", 0), lambda: rrset.tail(rrset.A, 0, dnslib.A("0.0.0.0"))),
+    ("AAAA", lambda: rrset.address_tail("fd00::1", 5), lambda: rrset.tail(rrset.AAAA, 5, dnslib.AAAA("fd00::1"))),
+    ("AAAA long", lambda: rrset.address_tail("2001:db8:1:2:3:4:5:6", 2**31 - 1),
+     lambda: rrset.tail(rrset.AAAA, 2**31 - 1, dnslib.AAAA("2001:db8:1:2:3:4:5:6"))),
+    ("SRV", lambda: rrset.srv_tail(5, 50, 8080, rrset.labels_of("web-0.east.web.shop.svc.clusterset.local")),
+     lambda: rrset.tail(rrset.SRV, 5, dnslib.SRV(0, 50, 8080, "web-0.east.web.shop.svc.clusterset.local."))),
+    ("SRV max", lambda: rrset.srv_tail(86400, 100, 65535, rrset.labels_of(("a" * 63 + ".") * 3 + "local")),
+     lambda: rrset.tail(rrset.SRV, 86400, dnslib.SRV(0, 100, 65535, ("a" * 63 + ".") * 3 + "local."))),
+]
+
+
+@pytest.mark.parametrize("ours,theirs", [case[1:] for case in PACKED], ids=[case[0] for case in PACKED])
+def test_hand_packed_records_equal_dnslib(ours, theirs):
+    """A, AAAA and SRV are packed with struct for speed; dnslib is the reference."""
+    assert ours() == theirs()

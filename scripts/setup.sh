@@ -73,7 +73,7 @@ fi
 stamp="$venv/.mcsdns-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) $root"
 installed() {
-  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/hadolint" ] &&
     (cd / && "$venv/bin/python" -c 'import sys, mcsdns, pytest, dns, importlinter
 sys.exit(not mcsdns.__file__.startswith(sys.argv[1] + "/"))' "$root") 2>/dev/null
 }

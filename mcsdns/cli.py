@@ -8,6 +8,7 @@ settings print one line on stderr and exit 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 
@@ -59,6 +60,7 @@ def fail(message: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mcsdns", description="Authoritative DNS for Kubernetes Multi-Cluster Services.")
+    parser.add_argument("--version", action="version", version=f"mcsdns {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
         "serve",
@@ -69,7 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
         env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
         extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"}}.get(flag, {})
         serve.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
+    serve.add_argument("--version", action="version", version=f"mcsdns {version()}")
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (what pip installed, not a copy in the source)."""
+    try:
+        return importlib.metadata.version("mcsdns")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
 
 
 def _value(args: argparse.Namespace, flag: str, environ: dict[str, str]):

@@ -1,17 +1,27 @@
-"""The README's quick start, run as written (ports swapped for free ones), with dig."""
+"""The README's quick start, run as written (ports swapped for free ones), with dig.
+
+The set-up block is run on a fresh copy by tests/test_install.py; its last line
+activates .venv, so the README's `mcsdns` and `python` are the ones next to the
+interpreter running these tests.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
+import urllib.request
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, Server
+from tests.helpers import ROOT, free_port, wait_for
 
 README = (ROOT / "README.md").read_text()
+BIN = Path(sys.executable).parent
 
 
 def readme_command(prefix: str) -> list[str]:
@@ -20,21 +30,41 @@ def readme_command(prefix: str) -> list[str]:
     return shlex.split(match.group(0))
 
 
+def readme_block(after: str) -> list[str]:
+    block = re.search(rf"{re.escape(after)}.*?```sh\n(.+?)\n```", README, re.DOTALL)
+    assert block, f"README.md has no sh block after {after!r}"
+    return block.group(1).splitlines()
+
+
 def test_console_script_is_installed():
-    script = shutil.which("mcsdns")
-    assert script, "the console script 'mcsdns' is not on PATH (pip install -e .)"
+    script = BIN / "mcsdns"
+    assert script.exists(), f"no console script 'mcsdns' beside {sys.executable} (./scripts/setup.sh installs it)"
     result = subprocess.run([script, "serve", "--help"], capture_output=True, text=True, timeout=20)
     assert result.returncode == 0 and "--source" in result.stdout
 
 
-@pytest.mark.skipif(shutil.which("dig") is None, reason="dig is not installed (scripts/setup.sh installs dnsutils)")
-def test_readme_quick_start_with_dig():
-    serve = readme_command("python3 -m mcsdns serve")
-    dig = readme_command("dig @127.0.0.1")
-    source = serve[serve.index("--source") + 1]
-    server = Server(ROOT / source).wait_ready()
+def ready(port: int) -> bool:
     try:
-        dig[dig.index("-p") + 1] = str(server.port)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(shutil.which("dig") is None, reason="dig is not installed (scripts/setup.sh installs dnsutils)")
+def test_readme_quick_start_with_dig(tmp_path):
+    serve = readme_command("mcsdns serve")
+    dig = readme_command("dig @127.0.0.1")
+    port, http = free_port(), free_port()
+    serve[0] = str(BIN / serve[0])  # what `. .venv/bin/activate` puts first on PATH
+    serve[serve.index("--listen") + 1] = f"127.0.0.1:{port}"
+    serve[serve.index("--http") + 1] = f"127.0.0.1:{http}"
+    dig[dig.index("-p") + 1] = str(port)
+    log = open(tmp_path / "serve.log", "w+")
+    server = subprocess.Popen(serve, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        wait_for(lambda: server.poll() is not None or ready(http), timeout=15, what="the README's server is ready")
+        assert server.poll() is None, (tmp_path / "serve.log").read_text()
         result = subprocess.run([*dig, "+short"], capture_output=True, text=True, timeout=20)
         assert result.returncode == 0, result.stderr
         assert sorted(result.stdout.split("\n")[:-1]) == [
@@ -44,10 +74,15 @@ def test_readme_quick_start_with_dig():
         tcp = subprocess.run([*dig, "+tcp"], capture_output=True, text=True, timeout=20)
         assert "flags: qr aa;" in tcp.stdout and "status: NOERROR" in tcp.stdout
     finally:
-        server.stop()
+        server.terminate()
+        assert server.wait(10) == 0, (tmp_path / "serve.log").read_text()
+        log.close()
 
 
-def test_readme_test_command_is_what_ci_runs():
-    ci = (ROOT / ".ci" / "run").read_text()
-    block = re.search(r"Run the tests.*?```sh\n(.+?)\n```", README, re.DOTALL)
-    assert block and block.group(1).strip() in ci.splitlines()
+def test_ci_runs_the_readme_set_up_then_test_commands():
+    setup = readme_block("## Quick start")
+    test = readme_block("Run the tests")
+    assert setup[0] == "./scripts/setup.sh" and setup[1:] == [". .venv/bin/activate"]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    commands = [line for line in ci if line and not line.startswith(("#", "set ", "cd "))]
+    assert commands == setup + test

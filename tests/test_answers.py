@@ -122,8 +122,8 @@ CASES = [
     Case("_http._tcp.web.mcs.svc.clusterset.local.", "SRV",
          answer=("_http._tcp.web.mcs.svc 5 IN SRV 0 100 80 web.mcs.svc",), additional=(MCS_WEB,)),
     nodata("fresh.mcs.svc.clusterset.local.", "A"),  # IP not written yet: pod IPs never stand in
-    Case("_http._tcp.fresh.mcs.svc.clusterset.local.", "SRV",
-         answer=("_http._tcp.fresh.mcs.svc 5 IN SRV 0 100 80 fresh.mcs.svc",)),
+    nodata("_http._tcp.fresh.mcs.svc.clusterset.local.", "SRV"),  # an SRV target must resolve
+    nodata("fresh.mcs.svc.clusterset.local.", "SRV"),
     # headless: each endpoint with its own slice's port (import 5432; a rollout numbers it two ways)
     Case("pg.mcs.svc.clusterset.local.", "A", answer=tuple(f"pg.mcs.svc 5 IN A {ip}" for ip in PG_IPS)),
     Case("_pg._tcp.pg.mcs.svc.clusterset.local.", "SRV",

@@ -70,9 +70,15 @@ def build_service(
     for target in targets:
         if target.below:
             _add(names, target.below, address_rrsets(target.addresses, ttl))
-    _add_srv(names, origin, service_labels, ttl, targets)
+    _add_srv(names, origin, service_labels, ttl, [t for t in targets if t.addresses])
     if not any(node.rrsets for node in names.values()):
-        return None  # no address and no port yet: a name with no records does not exist
+        if imported.ports:
+            # Ports but no address yet: the names exist, with nothing to answer
+            # (an SRV target must resolve); NODATA, as CoreDNS answers.
+            for port in (port for port in imported.ports if port.name):
+                _add(names, (b"_" + port.name.encode(), b"_" + port.protocol.encode()), {})
+            return ServiceEntry(names)
+        return None  # no address and no port: the import is not served (as CoreDNS)
     return ServiceEntry(names)
 
 

@@ -8,11 +8,13 @@ of the same inputs are equal, so the store can tell whether DNS sees a change.
 Records follow the MCS DNS specification (KEP-1645 specification.md, 1.0.0):
   ClusterSetIP (2.3): A/AAAA = the clusterset IPs (see ``clusterset_ips`` for
       producers that leave spec.ips empty); _<port>._<proto> SRV per named
-      port of the import, target the service name.
+      port of the import, target the service name. No address yet (the
+      producer has not written it): the names exist and hold nothing, SRV
+      included, since its target would not resolve (NODATA, as CoreDNS).
   Headless (2.4): A/AAAA = every ready endpoint address of every cluster;
       <host>.<cluster> A/AAAA per ready endpoint; _<port>._<proto> SRV per
-      ready endpoint x named port *of the slice it came from* (KEP 2.4.2,
-      and CoreDNS: a headless import's own ports are often empty, and two
+      ready endpoint x named port *of the slice it came from* (as CoreDNS;
+      a headless import's own ports are often empty, and two
       slices of one cluster may number a port differently mid-rollout); no
       ready endpoint at all -> the service has no names (NXDOMAIN).
   Both: SRV at the bare service name, one per distinct (target, port), as the

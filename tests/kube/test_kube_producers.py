@@ -111,7 +111,9 @@ def test_partial_badness_stays_partial(fake, kubeconfig, caplog):
     """A slice without its cluster label and a port without a number are kept:
     their addresses answer, only what needs the missing piece is left out, and
     each piece is logged and reported once (not again on a relist)."""
-    fake.put(*o.producer_file("60-partial.yaml"))
+    objects = o.producer_file("60-partial.yaml")
+    objects[0]["spec"]["ips"] = ["not-an-ip"]  # ignored on a headless import, with a log line
+    fake.put(*objects)
     fake.start()
     answers = {
         (o.name("logs.data"), "A"): ("NOERROR", ["10.9.0.1", "10.9.0.2"]),

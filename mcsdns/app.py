@@ -61,6 +61,7 @@ class App:
             ttl=config.ttl,
             dns_version=config.dns_version,
             local_cluster=config.cluster_id if config.local_first else None,
+            ns_addresses=config.ns_address,
         )
         # Start the serial at the clock so a restart never goes backwards (RFC 1982).
         self.store = ZoneStore(settings, int(time.time()), self.source.required, on_publish=self._published)

@@ -22,6 +22,7 @@ from .config import (
     parse_address,
     parse_cluster_id,
     parse_flag,
+    parse_ips,
     parse_zone,
 )
 
@@ -45,6 +46,7 @@ _FLAGS = [
     ("--cluster-id", "ID", "this cluster's id, as in the source-cluster label (for --local-first)"),
     ("--producer", "NAME", "with --source kube: auto, standard, karmada or lighthouse (default auto)"),
     ("--local-first", "BOOL", "answer ClusterSetIP names with this cluster's backends while it has ready ones"),
+    ("--ns-address", "IP[,IP]", "addresses of ns.dns.<zone>, the server the apex NS names (e.g. the pod IP)"),
 ]
 
 
@@ -119,6 +121,7 @@ def config_from(argv: list[str], environ: dict[str, str]) -> Config:
         "--cluster-id": ("cluster_id", parse_cluster_id),
         "--producer": ("producer", lambda v: choice(v.lower(), "--producer", PRODUCERS)),
         "--local-first": ("local_first", lambda v: parse_flag(v, "--local-first")),
+        "--ns-address": ("ns_address", lambda v: parse_ips(v, "--ns-address")),
     }
     for flag, (field, convert) in converters.items():
         if raw[flag] is not None:

@@ -42,6 +42,7 @@ class Config:
     cluster_id: str | None = None
     producer: str = "auto"
     local_first: bool = False
+    ns_address: tuple[str, ...] = ()
 
 
 def parse_address(text: str, what: str) -> Address:
@@ -90,6 +91,19 @@ def parse_cluster_id(value: str | None) -> str | None:
         return cluster_id(value, "--cluster-id")  # the same rule as the source-cluster label
     except Invalid:
         raise ConfigError(f"--cluster-id: {value!r} is not one or two DNS labels") from None
+
+
+def parse_ips(value: str, what: str) -> tuple[str, ...]:
+    """``IP[,IP]``: the addresses of the zone's nameserver (one per family, or more)."""
+    ips = []
+    for part in (part.strip() for part in value.split(",")):
+        if not part:
+            continue
+        try:
+            ips.append(str(ipaddress.ip_address(part)))
+        except ValueError:
+            raise ConfigError(f"{what}: {part!r} is not an IP address") from None
+    return tuple(dict.fromkeys(ips))
 
 
 def parse_flag(value: str | bool, what: str) -> bool:

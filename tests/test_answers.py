@@ -48,6 +48,13 @@ DB_EAST = ("db-0.east.db.data.svc 5 IN A 10.1.0.11", "db-1.east.db.data.svc 5 IN
 DB_WEST = ("db-0.west.db.data.svc 5 IN A 10.2.0.21", "db-0.west.db.data.svc 5 IN AAAA fd00:2::21",
            "10-2-0-22.west.db.data.svc 5 IN A 10.2.0.22")
 
+MCS_WEB = "web.mcs.svc 5 IN A 10.96.30.7"
+PG_IPS = ("10.244.2.11", "10.244.2.12")
+PG = tuple(f"{ip.replace('.', '-')}.cluster1.pg.mcs.svc 5 IN A {ip}" for ip in PG_IPS)
+AWS_NODES = ("nodes-0.c1.nodes.aws.svc 5 IN A 10.10.1.31", "nodes-0.c2.nodes.aws.svc 5 IN A 10.20.1.31")
+LH_CACHE = ("redis-0.east.cache.lh.svc 5 IN A 10.1.5.10", "redis-1.east.cache.lh.svc 5 IN A 10.1.5.11")
+LEDGER = "ledger.kar.svc 5 IN A 10.96.33.3"
+
 CASES = [
     # apex and schema version (MCS DNS spec 2.2)
     Case("clusterset.local.", "SOA", answer=(NEG,)),
@@ -109,6 +116,55 @@ CASES = [
          answer=("redis-0.c1.prod.cache.data.svc 5 IN A 10.3.0.5",)),
     nodata("c1.prod.cache.data.svc.clusterset.local.", "A"),
     nodata("prod.cache.data.svc.clusterset.local.", "A"),
+    # What each producer really writes (tests/data/zone/20-, 50- to 53-*.yaml cite the code).
+    # mcs-api reference / Cilium: spec.ips from the derived Service; slices carry target ports.
+    Case("web.mcs.svc.clusterset.local.", "A", answer=(MCS_WEB,)),
+    Case("_http._tcp.web.mcs.svc.clusterset.local.", "SRV",
+         answer=("_http._tcp.web.mcs.svc 5 IN SRV 0 100 80 web.mcs.svc",), additional=(MCS_WEB,)),
+    nodata("fresh.mcs.svc.clusterset.local.", "A"),  # IP not written yet: pod IPs never stand in
+    nodata("_http._tcp.fresh.mcs.svc.clusterset.local.", "SRV"),  # an SRV target must resolve
+    nodata("fresh.mcs.svc.clusterset.local.", "SRV"),
+    # headless: each endpoint with its own slice's port (import 5432; a rollout numbers it two ways)
+    Case("pg.mcs.svc.clusterset.local.", "A", answer=tuple(f"pg.mcs.svc 5 IN A {ip}" for ip in PG_IPS)),
+    Case("_pg._tcp.pg.mcs.svc.clusterset.local.", "SRV",
+         answer=("_pg._tcp.pg.mcs.svc 5 IN SRV 0 50 15432 10-244-2-11.cluster1.pg.mcs.svc",
+                 "_pg._tcp.pg.mcs.svc 5 IN SRV 0 50 15433 10-244-2-12.cluster1.pg.mcs.svc"), additional=PG),
+    Case("pg.mcs.svc.clusterset.local.", "SRV",
+         answer=("pg.mcs.svc 5 IN SRV 0 50 15432 10-244-2-11.cluster1.pg.mcs.svc",
+                 "pg.mcs.svc 5 IN SRV 0 50 15433 10-244-2-12.cluster1.pg.mcs.svc"), additional=PG),
+    # AWS: one ClusterIP per cluster in spec.ips; a headless import with ips [None, None] and an unnamed port
+    Case("api.aws.svc.clusterset.local.", "A",
+         answer=("api.aws.svc 5 IN A 10.96.31.1", "api.aws.svc 5 IN A 10.96.31.2")),
+    Case("nodes.aws.svc.clusterset.local.", "A",
+         answer=("nodes.aws.svc 5 IN A 10.10.1.31", "nodes.aws.svc 5 IN A 10.20.1.31")),
+    Case("nodes.aws.svc.clusterset.local.", "SRV",
+         answer=("nodes.aws.svc 5 IN SRV 0 50 7000 nodes-0.c1.nodes.aws.svc",
+                 "nodes.aws.svc 5 IN SRV 0 50 7001 nodes-0.c2.nodes.aws.svc"), additional=AWS_NODES),
+    Case("nodes-0.c2.nodes.aws.svc.clusterset.local.", "A", answer=(AWS_NODES[1],)),
+    # lighthouse: per-cluster service IPs; headless import with no ports; bookkeeping objects skipped
+    Case("_http._tcp.cart.shop.svc.clusterset.local.", "SRV",
+         answer=("_http._tcp.cart.shop.svc 5 IN SRV 0 100 80 cart.shop.svc",),
+         additional=("cart.shop.svc 5 IN A 10.101.0.7", "cart.shop.svc 5 IN A 10.102.0.7")),
+    Case("cache.lh.svc.clusterset.local.", "A",
+         answer=("cache.lh.svc 5 IN A 10.1.5.10", "cache.lh.svc 5 IN A 10.1.5.11")),
+    Case("_redis._tcp.cache.lh.svc.clusterset.local.", "SRV",
+         answer=("_redis._tcp.cache.lh.svc 5 IN SRV 0 50 6379 redis-0.east.cache.lh.svc",
+                 "_redis._tcp.cache.lh.svc 5 IN SRV 0 50 6380 redis-1.east.cache.lh.svc"), additional=LH_CACHE),
+    nxdomain("cart-shop-east.submariner-operator.svc.clusterset.local."),  # a cluster's local import
+    nxdomain("cart-shop.submariner-k8s-broker.svc.clusterset.local."),  # the broker's aggregate
+    Case("cart.submariner-k8s-broker.svc.clusterset.local.", "A",  # not fed by the broker's slice copy
+         answer=("cart.submariner-k8s-broker.svc 5 IN A 10.96.32.9",)),
+    # Karmada: a slice name past 63 characters
+    Case("ledger.kar.svc.clusterset.local.", "A", answer=(LEDGER,)),
+    Case("_http._tcp.ledger.kar.svc.clusterset.local.", "SRV",
+         answer=("_http._tcp.ledger.kar.svc 5 IN SRV 0 100 80 ledger.kar.svc",), additional=(LEDGER,)),
+    # partial badness: no cluster label, a port with no number, a bad headless ips entry
+    Case("logs.data.svc.clusterset.local.", "A",
+         answer=("logs.data.svc 5 IN A 10.9.0.1", "logs.data.svc 5 IN A 10.9.0.2")),
+    Case("_http._tcp.logs.data.svc.clusterset.local.", "SRV",
+         answer=("_http._tcp.logs.data.svc 5 IN SRV 0 100 8080 10-9-0-2.east.logs.data.svc",),
+         additional=("10-9-0-2.east.logs.data.svc 5 IN A 10.9.0.2",)),
+    nxdomain("_syslog._udp.logs.data.svc.clusterset.local.", "SRV"),
     # malformed objects are rejected alone; their neighbours in the List load
     nxdomain("bad.shop.svc.clusterset.local."),
     nxdomain("weird.shop.svc.clusterset.local."),

@@ -10,7 +10,7 @@ import pytest
 from mcsdns.engine.respond import Responder
 from mcsdns.model.convert import convert
 from mcsdns.model.events import Delete, Outage, Recovered, Replace, Upsert
-from mcsdns.model.records import Kind, Rejected
+from mcsdns.model.records import Kind, Port, Rejected
 from mcsdns.zone import rrset
 from mcsdns.zone.settings import ZoneSettings
 from mcsdns.zone.store import ZoneStore
@@ -99,7 +99,7 @@ def test_serial_wraps_per_rfc1982():
 REJECTS = [
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"}}, "spec.type", "spec.type"),
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "Bad_Name"},
-      "spec": {"type": "Headless"}}, "not a DNS subdomain", "metadata.name"),
+      "spec": {"type": "Headless"}}, "not an RFC 1123 subdomain", "metadata.name"),
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "two.labels"},
       "spec": {"type": "Headless"}}, "not a DNS label", "metadata.name"),
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
@@ -109,8 +109,6 @@ REJECTS = [
     ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
       "spec": {"type": "ClusterSetIP", "ports": [{"port": 80, "protocol": "ICMP"}]}}, "TCP, UDP or SCTP", "spec.ports.protocol"),
     ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-      "metadata": {"name": "s", "labels": {"multicluster.kubernetes.io/service-name": "x"}}}, "source-cluster", "multicluster.kubernetes.io/source-cluster"),
-    ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
       "metadata": {"name": "s", "labels": {"multicluster.kubernetes.io/service-name": "x",
                                            "multicluster.kubernetes.io/source-cluster": "a.b.c"}}}, "two labels", "multicluster.kubernetes.io/source-cluster"),
     ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
@@ -118,6 +116,14 @@ REJECTS = [
                                            "multicluster.kubernetes.io/source-cluster": "a"}},
       "endpoints": [{"addresses": ["fd00::1"]}]}, "not an IPv4 address", "endpoints.addresses"),
     ("just a string", "not a mapping", "object"),
+    ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+      "metadata": {"name": "x" * 254, "labels": {"multicluster.kubernetes.io/service-name": "x",
+                                                 "multicluster.kubernetes.io/source-cluster": "a"}}},
+     "not an RFC 1123 subdomain", "metadata.name"),
+    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "s" * 64},
+      "spec": {"type": "Headless"}}, "not a DNS label", "metadata.name"),  # it becomes a DNS label
+    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
+      "spec": {"type": "ClusterSetIP", "ips": ["None"]}}, "not an IP address", "spec.ips"),  # a VIP must be one
 ]
 
 
@@ -136,10 +142,22 @@ IGNORED = [
                                 "multicluster.kubernetes.io/source-cluster": "a"}}},
     {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
     {"apiVersion": "other.example/v1", "kind": "ServiceImport", "metadata": {"name": "c"}},
+    # Submariner lighthouse bookkeeping (lighthouse coredns/resolver/service_import.go ignoreServiceImport,
+    # controller.go isOnBroker): a cluster's local import, the broker's aggregate, a broker copy of a slice.
+    {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceImport", "metadata": {
+        "name": "web-shop-east", "namespace": "submariner-operator",
+        "labels": {"multicluster.kubernetes.io/service-name": "web"}}, "spec": {"type": "ClusterSetIP"}},
+    {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceImport", "metadata": {
+        "name": "web-shop", "namespace": "submariner-k8s-broker",
+        "annotations": {"multicluster.kubernetes.io/service-name": "web"}}, "spec": {"type": "ClusterSetIP"}},
+    {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4", "metadata": {
+        "name": "web-x1", "namespace": "submariner-k8s-broker", "labels": {
+            "lighthouse.submariner.io/sourceNamespace": "shop", "multicluster.kubernetes.io/service-name": "web",
+            "multicluster.kubernetes.io/source-cluster": "east"}}},
 ]
 
 
-@pytest.mark.parametrize("obj", IGNORED, ids=lambda o: f"{o['kind']}/{o['metadata']['name']}")
+@pytest.mark.parametrize("obj", IGNORED, ids=lambda o: f"{o['kind']}/{o['metadata'].get('namespace', '')}/{o['metadata']['name']}")
 def test_objects_of_no_concern_are_ignored(obj):
     assert convert(obj) is None
 
@@ -151,6 +169,48 @@ def test_slice_names_may_hold_dots():
                           "multicluster.kubernetes.io/source-cluster": "east"}},
                       "endpoints": [{"addresses": ["10.0.0.1"]}]})
     assert not isinstance(result, Rejected) and result.name == "db.east-1"
+
+
+def _slice(labels=None, ports=None, name="s"):
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": name, "namespace": "ns", "labels": labels or {
+                "multicluster.kubernetes.io/service-name": "x", "multicluster.kubernetes.io/source-cluster": "a"}},
+            "endpoints": [{"addresses": ["10.0.0.1"]}], "ports": ports or []}
+
+
+# (object, what the record keeps, the fields of its notes): kept, less the bad part.
+PARTIAL = [
+    (_slice({"multicluster.kubernetes.io/service-name": "x"}), {"cluster": ""},
+     ["multicluster.kubernetes.io/source-cluster"]),
+    (_slice(ports=[{"name": "syslog", "protocol": "UDP"}, {"name": "http", "port": 80}]),
+     {"ports": (Port("http", "tcp", 80),)}, ["ports.port"]),
+    (_slice(ports=[{"name": "x", "port": 80, "protocol": "ICMP"}]), {"ports": ()}, ["ports.protocol"]),
+    ({"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport", "metadata": {"name": "x"},
+      "spec": {"type": "Headless", "ips": ["10.0.0.1", "bogus"]}}, {"ips": ()}, ["spec.ips"]),
+    # AWS copies the derived Service's clusterIP "None" into a headless import: a placeholder, no note.
+    ({"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceImport", "metadata": {"name": "x"},
+      "spec": {"type": "Headless", "ips": ["None", "None"]}}, {"ips": (), "headless": True}, []),
+    # Karmada's imported-<cluster>-<slice> names pass 63 characters; the cluster id stays a label.
+    ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+      "metadata": {"name": "imported-member-eu-central-1-production-ledger-7d9f8c6b5d-x7k2p" + "-y" * 90,
+                   "namespace": "ns", "labels": {"kubernetes.io/service-name": "derived-ledger"}},
+      "endpoints": [{"addresses": ["10.0.0.1"]}]}, {"cluster": "member-eu-central-1-production"}, []),
+    # Lighthouse ClusterSetIP slices hold the cluster's service IP.
+    (_slice({"multicluster.kubernetes.io/service-name": "x", "multicluster.kubernetes.io/source-cluster": "a",
+             "endpointslice.kubernetes.io/managed-by": "lighthouse-agent.submariner.io",
+             "lighthouse.submariner.io/sourceNamespace": "ns", "lighthouse.submariner.io/is-headless": "false"}),
+     {"service_ip": True}, []),
+]
+
+
+@pytest.mark.parametrize("obj,kept,fields", PARTIAL, ids=[f"{p[0]['kind']}-{','.join(p[1])}-{i}" for i, p in enumerate(PARTIAL)])
+def test_partial_badness_stays_partial(obj, kept, fields):
+    record = convert(obj)
+    assert not isinstance(record, Rejected) and record is not None
+    for attribute, value in kept.items():
+        assert getattr(record, attribute) == value
+    assert [note.field for note in record.notes] == fields
+    assert all(note.partial and "ignored part of" in str(note) for note in record.notes)
 
 
 PACKED = [

@@ -12,12 +12,35 @@ Which labels attribute an EndpointSlice to a service and a cluster:
   Karmada (no multicluster labels):
       kubernetes.io/service-name = derived-<service>
       metadata.name = imported-<cluster>-<original slice name>
+
+What each producer really writes, and how it is read here (fixtures that copy
+these shapes, with the producer file each follows: tests/data/zone/50-*.yaml):
+  * Submariner lighthouse keeps bookkeeping objects beside the real ones, and
+    its own resolver skips them (lighthouse coredns/resolver/service_import.go
+    ignoreServiceImport, controller.go isOnBroker); so do we:
+      - a ServiceImport *labelled* multicluster.kubernetes.io/service-name is a
+        cluster's local import; one *annotated* so is a broker copy;
+      - an EndpointSlice whose namespace differs from its label
+        lighthouse.submariner.io/sourceNamespace is a broker copy.
+    Its ClusterSetIP slices (label lighthouse.submariner.io/is-headless=false)
+    hold one endpoint, the cluster's service IP (pkg/agent/controller/
+    service_endpoint_slices.go): ``service_ip``.
+  * AWS Cloud Map MCS copies the derived Services' ClusterIPs into spec.ips,
+    ``None`` for headless ones (pkg/controllers/multicluster/utils.go).
+  * Object names are Kubernetes names (RFC 1123 subdomains up to 253 chars,
+    no limit per dot-separated part): Karmada's imported-<cluster>-<slice>
+    names often pass 63. Only what becomes a DNS label is held to 63.
+
+Partial badness stays partial: a slice without its source-cluster label, or a
+port without a number, is kept; what needs the missing piece is left out and
+the record carries a ``partial`` Rejected in ``notes`` for the log and counter.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import replace
 from typing import Any
 
 from .records import Endpoint, EndpointSlice, Port, Record, Rejected, Service, ServiceImport
@@ -28,9 +51,19 @@ LABEL_MCS_CLUSTER = "multicluster.kubernetes.io/source-cluster"
 LABEL_K8S_SERVICE = "kubernetes.io/service-name"
 KARMADA_DERIVED = "derived-"
 KARMADA_IMPORTED = "imported-"
+LABEL_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
+LIGHTHOUSE_AGENT = "lighthouse-agent.submariner.io"
+LABEL_LH_SOURCE_NAMESPACE = "lighthouse.submariner.io/sourceNamespace"
+LABEL_LH_HEADLESS = "lighthouse.submariner.io/is-headless"
+# Values producers write into spec.ips of a headless import (AWS copies the
+# derived Service's clusterIP): not addresses, and not worth a warning.
+_IP_PLACEHOLDERS = ("", "None")
 
 # RFC 1123 label, as Kubernetes validates namespaces, hostnames and most names.
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# RFC 1123 subdomain as Kubernetes validates object names (IsDNS1123Subdomain):
+# up to 253 characters in all, with no limit on one dot-separated part.
+_OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 
 
@@ -57,10 +90,14 @@ def convert(obj: Any) -> Record | Rejected | None:
     handler = _HANDLERS.get((_group(obj.get("apiVersion")), kind))
     if handler is None:
         return None
+    notes: list[Invalid] = []
     try:
-        return handler(obj, _label(namespace, "metadata.namespace"), subdomain(name, "metadata.name"))
+        record = handler(obj, _label(namespace, "metadata.namespace"), object_name(name, "metadata.name"), notes)
     except Invalid as err:
         return Rejected(str(kind), namespace, name, str(err), err.field)
+    if record is None or not notes:
+        return record
+    return replace(record, notes=tuple(Rejected(str(kind), namespace, name, str(n), n.field, True) for n in notes))
 
 
 def _group(api_version: Any) -> str:
@@ -68,37 +105,67 @@ def _group(api_version: Any) -> str:
     return text.rsplit("/", 1)[0] if "/" in text else ""
 
 
-def _service_import(obj: dict, namespace: str, name: str) -> ServiceImport:
+def _service_import(obj: dict, namespace: str, name: str, notes: list[Invalid]) -> ServiceImport | None:
+    meta = _mapping(obj.get("metadata"), "metadata")
+    if LABEL_MCS_SERVICE in _mapping(meta.get("labels"), "metadata.labels"):
+        return None  # lighthouse: a cluster's local ServiceImport, not what consumers import
+    if LABEL_MCS_SERVICE in _mapping(meta.get("annotations"), "metadata.annotations"):
+        return None  # lighthouse: the aggregated import as kept on the broker
     name = _label(name, "metadata.name")  # it becomes one label of the DNS name
     spec = _mapping(obj.get("spec"), "spec")
     kind = spec.get("type")
     if kind not in ("ClusterSetIP", "Headless"):
         raise Invalid(f"spec.type must be ClusterSetIP or Headless, not {kind!r}", "spec.type")
-    ips = tuple(_ip(ip, f"spec.ips[{i}]") for i, ip in enumerate(_list(spec.get("ips"), "spec.ips")))
+    raw_ips = _list(spec.get("ips"), "spec.ips")
+    if kind == "Headless":
+        # A headless import has no IP to serve; what producers put there
+        # (placeholders, leftovers) must not cost the import its slices.
+        ips: tuple[str, ...] = ()
+        for i, ip in enumerate(raw_ips):
+            if str(ip).strip() not in _IP_PLACEHOLDERS:
+                _noting(notes, lambda: _ip(ip, f"spec.ips[{i}]"))
+    else:
+        ips = tuple(_ip(ip, f"spec.ips[{i}]") for i, ip in enumerate(raw_ips))
     ports = tuple(_port(p, f"spec.ports[{i}]") for i, p in enumerate(_list(spec.get("ports"), "spec.ports")))
     return ServiceImport(namespace, name, kind == "Headless", ips, ports)
 
 
-def _endpoint_slice(obj: dict, namespace: str, name: str) -> EndpointSlice | None:
+def _endpoint_slice(obj: dict, namespace: str, name: str, notes: list[Invalid]) -> EndpointSlice | None:
     family = {"IPv4": 4, "IPv6": 6}.get(obj.get("addressType"))
-    attributed = _attribute(obj, name)
+    labels = _mapping(_mapping(obj.get("metadata"), "metadata").get("labels"), "metadata.labels")
+    if labels.get(LABEL_LH_SOURCE_NAMESPACE, namespace) != namespace:
+        return None  # lighthouse: a broker copy, not this cluster's view
+    attributed = _attribute(labels, name, notes)
     if family is None or attributed is None:
         return None  # FQDN slices, and slices no multi-cluster producer made
     service, cluster = attributed
     endpoints = tuple(
         _endpoint(e, family, f"endpoints[{i}]") for i, e in enumerate(_list(obj.get("endpoints"), "endpoints"))
     )
-    ports = tuple(_port(p, f"ports[{i}]") for i, p in enumerate(_list(obj.get("ports"), "ports")))
-    return EndpointSlice(namespace, name, service, cluster, family, endpoints, ports)
+    # A bad port costs its SRV records only; the addresses still answer (CoreDNS does the same).
+    raw_ports = enumerate(_list(obj.get("ports"), "ports"))
+    ports = tuple(p for p in (_noting(notes, lambda: _port(raw, f"ports[{i}]")) for i, raw in raw_ports) if p)
+    service_ip = labels.get(LABEL_MANAGED_BY) == LIGHTHOUSE_AGENT and labels.get(LABEL_LH_HEADLESS) == "false"
+    return EndpointSlice(namespace, name, service, cluster, family, endpoints, ports, service_ip)
 
 
-def _attribute(obj: dict, name: str) -> tuple[str, str] | None:
+def _noting(notes: list[Invalid], make):
+    """``make()``, or None with the reason kept in ``notes`` when it is invalid."""
+    try:
+        return make()
+    except Invalid as err:
+        notes.append(err)
+        return None
+
+
+def _attribute(labels: dict, name: str, notes: list[Invalid]) -> tuple[str, str] | None:
     """(service, cluster) of a slice, or None when no producer we know made it."""
-    labels = _mapping(_mapping(obj.get("metadata"), "metadata").get("labels"), "metadata.labels")
     if LABEL_MCS_SERVICE in labels:
         service = _label(labels[LABEL_MCS_SERVICE], LABEL_MCS_SERVICE)
         if LABEL_MCS_CLUSTER not in labels:
-            raise Invalid(f"label {LABEL_MCS_CLUSTER} is missing", LABEL_MCS_CLUSTER)
+            # CoreDNS still serves such a slice's addresses at the service name; so do we.
+            notes.append(Invalid(f"label {LABEL_MCS_CLUSTER} is missing: no per-endpoint names", LABEL_MCS_CLUSTER))
+            return service, ""
         return service, cluster_id(labels[LABEL_MCS_CLUSTER], LABEL_MCS_CLUSTER)
     derived = str(labels.get(LABEL_K8S_SERVICE, ""))
     if derived.startswith(KARMADA_DERIVED) and name.startswith(KARMADA_IMPORTED):
@@ -111,7 +178,7 @@ def _attribute(obj: dict, name: str) -> tuple[str, str] | None:
     return None
 
 
-def _service(obj: dict, namespace: str, name: str) -> Service:
+def _service(obj: dict, namespace: str, name: str, notes: list[Invalid]) -> Service:
     spec = _mapping(obj.get("spec"), "spec")
     raw = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
     ips = tuple(_ip(ip, "spec.clusterIPs") for ip in _list(raw, "spec.clusterIPs") if ip != "None")
@@ -166,10 +233,20 @@ def _label(value: Any, where: str) -> str:
 
 
 def subdomain(value: Any, where: str) -> str:
-    """Object names in general are RFC 1123 subdomains (slices may hold dots)."""
+    """A domain name: labels of up to 63 characters, 253 in all (the zone)."""
     text = str(value).lower()
     if len(text) > 253 or not all(_LABEL.match(label) for label in text.split(".")):
         raise Invalid(f"{where}: {value!r} is not a DNS subdomain", where)
+    return text
+
+
+def object_name(value: Any, where: str) -> str:
+    """A Kubernetes object name: an RFC 1123 subdomain as Kubernetes validates it
+    (253 characters, no 63-character parts: slices such as Karmada's
+    ``imported-<cluster>-<slice>`` pass 63 easily)."""
+    text = str(value).lower()
+    if len(text) > 253 or not _OBJECT_NAME.match(text):
+        raise Invalid(f"{where}: {value!r} is not an RFC 1123 subdomain (a Kubernetes object name)", where)
     return text
 
 

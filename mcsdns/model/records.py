@@ -9,7 +9,7 @@ that DNS can see from one it cannot (status updates, resourceVersion bumps).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -35,6 +35,9 @@ class ServiceImport:
     headless: bool
     ips: tuple[str, ...]
     ports: tuple[Port, ...]
+    # What conversion left out of an object it kept (a bad entry ignored); for
+    # the log and the rejection counter only, so never part of equality.
+    notes: tuple["Rejected", ...] = field(default=(), compare=False, repr=False)
 
     kind = Kind.SERVICE_IMPORT
 
@@ -52,7 +55,10 @@ class EndpointSlice:
 
     ``service`` is the ServiceImport name it serves (for Karmada, the name with
     its ``derived-`` prefix removed) and ``cluster`` the cluster id used in
-    per-endpoint names.
+    per-endpoint names, "" when the slice does not say (its addresses still
+    count for the service name, it has no per-endpoint names). ``service_ip``
+    marks a slice whose endpoint is its cluster's service IP rather than pods
+    (the Submariner lighthouse agent's ClusterSetIP slices).
     """
 
     namespace: str
@@ -62,6 +68,8 @@ class EndpointSlice:
     family: int  # 4 or 6
     endpoints: tuple[Endpoint, ...]
     ports: tuple[Port, ...]
+    service_ip: bool = False
+    notes: tuple["Rejected", ...] = field(default=(), compare=False, repr=False)
 
     kind = Kind.ENDPOINT_SLICE
 
@@ -74,6 +82,7 @@ class Service:
     namespace: str
     name: str
     cluster_ips: tuple[str, ...]
+    notes: tuple["Rejected", ...] = field(default=(), compare=False, repr=False)
 
     kind = Kind.SERVICE
 
@@ -84,16 +93,23 @@ Record = ServiceImport | EndpointSlice | Service
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """An object that could not become a record, and why: ``reason`` for the
-    log, ``field`` (which field was wrong, from a fixed set) for metric labels."""
+    log, ``field`` (which field was wrong, from a fixed set) for metric labels.
+
+    ``partial`` marks the lesser case: the object was kept and only the part
+    named by ``field`` was left out (a port without a number, a slice without
+    its cluster label); it travels the same road so it is logged and counted.
+    """
 
     kind: str
     namespace: str
     name: str
     reason: str
     field: str = "object"
+    partial: bool = False
 
     def __str__(self) -> str:
-        return f"rejected {self.kind} {self.namespace}/{self.name}: {self.reason}"
+        what = "ignored part of" if self.partial else "rejected"
+        return f"{what} {self.kind} {self.namespace}/{self.name}: {self.reason}"
 
 
 def key_of(record: Record) -> tuple[Kind, str, str]:

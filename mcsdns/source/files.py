@@ -129,6 +129,9 @@ class FolderSource:
                 log.warning("%s: %s", path, converted)
                 self._on_reject(converted)
             elif converted is not None:
+                for note in converted.notes:  # kept, less a part: still logged and counted
+                    log.warning("%s: %s", path, note)
+                    self._on_reject(note)
                 records.append(converted)
         return records
 

@@ -5,7 +5,10 @@ differ in their inputs (see MCS-DNS.md, "Producers differ"):
 
   standard, lighthouse: ServiceImports + EndpointSlices labelled
       multicluster.kubernetes.io/service-name (KEP-1645). Lighthouse writes one
-      slice per (service, cluster); the zone reads them the same way.
+      slice per (service, cluster); the zone reads them the same way. Its
+      bookkeeping (local per-cluster imports, broker copies of imports and
+      slices, where the broker shares the cluster) matches these feeds too
+      and is dropped by convert(), as lighthouse's own resolver drops it.
   karmada: ServiceImports (spec.ips empty) + Services ``derived-<svc>`` (their
       ClusterIPs answer) + EndpointSlices labelled
       kubernetes.io/service-name=derived-<svc>, named imported-<cluster>-...

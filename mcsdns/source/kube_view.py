@@ -79,13 +79,14 @@ class Intake:
     A rejected object counts as absent: the zone answers only what the API
     says validly, and a watch update and a relist agree on that. It is logged
     and reported to ``on_reject`` once per object and reason, not on every
-    relist or reconnect.
+    relist or reconnect; so is each part left out of an object that is kept
+    (``Rejected.partial``).
     """
 
     def __init__(self, feed: Feed, on_reject: Callable[[Rejected], None]) -> None:
         self.feed = feed
         self._on_reject = on_reject
-        self._rejected: dict[Key, str] = {}
+        self._rejected: dict[Key, frozenset[str]] = {}  # reasons last reported
 
     def key(self, obj: Any) -> Key | None:
         """The zone key of an object, or None when it is none of our business."""
@@ -105,9 +106,10 @@ class Intake:
         obj.setdefault("kind", self.feed.kind.value)
         converted = convert(obj)
         if isinstance(converted, Rejected):
-            self._reject(key, converted)
+            self._report(key, (converted,))
             return key, None
-        self._rejected.pop(key, None)
+        # An object kept less a part (a port without a number...) is reported the same way.
+        self._report(key, converted.notes if converted is not None else ())
         return key, converted
 
     def forget(self, key: Key) -> None:
@@ -117,9 +119,14 @@ class Intake:
         """Forget rejections of objects the relist no longer has."""
         self._rejected = {key: reason for key, reason in self._rejected.items() if key in keys}
 
-    def _reject(self, key: Key, rejected: Rejected) -> None:
-        if self._rejected.get(key) == rejected.reason:
-            return
-        self._rejected[key] = rejected.reason
-        log.warning("%s", rejected)
-        self._on_reject(rejected)
+    def _report(self, key: Key, problems: tuple[Rejected, ...]) -> None:
+        """Log and report each problem of an object not reported for it last time."""
+        known = self._rejected.get(key, frozenset())
+        for problem in problems:
+            if problem.reason not in known:
+                log.warning("%s", problem)
+                self._on_reject(problem)
+        if problems:
+            self._rejected[key] = frozenset(problem.reason for problem in problems)
+        else:
+            self._rejected.pop(key, None)

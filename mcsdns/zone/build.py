@@ -8,11 +8,15 @@ of the same inputs are equal, so the store can tell whether DNS sees a change.
 Records follow the MCS DNS specification (KEP-1645 specification.md, 1.0.0):
   ClusterSetIP (2.3): A/AAAA = the clusterset IPs (see ``clusterset_ips`` for
       producers that leave spec.ips empty); _<port>._<proto> SRV per named
-      port, target the service name.
+      port of the import, target the service name. No address yet (the
+      producer has not written it): the names exist and hold nothing, SRV
+      included, since its target would not resolve (NODATA, as CoreDNS).
   Headless (2.4): A/AAAA = every ready endpoint address of every cluster;
       <host>.<cluster> A/AAAA per ready endpoint; _<port>._<proto> SRV per
-      ready endpoint x named port, target the endpoint name; no ready
-      endpoint at all -> the service has no names (NXDOMAIN).
+      ready endpoint x named port *of the slice it came from* (as CoreDNS;
+      a headless import's own ports are often empty, and two
+      slices of one cluster may number a port differently mid-rollout); no
+      ready endpoint at all -> the service has no names (NXDOMAIN).
   Both: SRV at the bare service name, one per distinct (target, port), as the
       mcs-api conformance suite queries it. Unnamed ports appear only there.
 Every proper suffix of a name is an empty non-terminal (RFC 8020), e.g.
@@ -38,10 +42,12 @@ class ServiceEntry:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Something an SRV record can point at: a name below the service and its addresses."""
+    """Something an SRV record can point at: a name below the service, its
+    addresses, and the ports those addresses serve (they always go together)."""
 
     below: Labels
     addresses: tuple[str, ...]
+    ports: tuple[Port, ...]
 
 
 def build_service(
@@ -53,32 +59,54 @@ def build_service(
     origin, ttl = settings.labels, settings.ttl
     service_labels = (imported.name.encode(), imported.namespace.encode(), b"svc")
     if imported.headless:
-        targets = _headless_targets(slices)
-        if not targets:
+        everything = _ready_addresses(slices)  # a slice without its cluster label counts here too
+        if not everything:
             return None  # spec 2.4.1: no ready endpoint -> NXDOMAIN
+        targets = _headless_targets(slices)
     else:
-        local = local_backends(slices, settings.local_cluster)
-        targets = [Target((), local or clusterset_ips(imported, slices, derived))]
+        local = local_backends(imported, slices, settings.local_cluster)
+        targets = [local or Target((), clusterset_ips(imported, slices, derived), imported.ports)]
+        everything = targets[0].addresses
     names: Names = {}
-    everything = tuple(dict.fromkeys(ip for target in targets for ip in target.addresses))
     _add(names, (), address_rrsets(everything, ttl))
     for target in targets:
         if target.below:
             _add(names, target.below, address_rrsets(target.addresses, ttl))
-    ports_of = _ports_by_target(imported, slices, targets)
-    _add_srv(names, origin, service_labels, ttl, ports_of)
+    _add_srv(names, origin, service_labels, ttl, [t for t in targets if t.addresses])
     if not any(node.rrsets for node in names.values()):
-        return None  # no address and no port yet: a name with no records does not exist
+        if imported.ports:
+            # Ports but no address yet: the names exist, with nothing to answer
+            # (an SRV target must resolve); NODATA, as CoreDNS answers.
+            for port in (port for port in imported.ports if port.name):
+                _add(names, (b"_" + port.name.encode(), b"_" + port.protocol.encode()), {})
+            return ServiceEntry(names)
+        return None  # no address and no port: the import is not served (as CoreDNS)
     return ServiceEntry(names)
 
 
-def local_backends(slices: list[EndpointSlice], cluster: str | None) -> tuple[str, ...]:
-    """Local-first: the ready addresses this cluster's own slices hold (pod IPs for
-    standard producers and Karmada, the local service IP for lighthouse), or
-    nothing, which fails over to the clusterset-wide answer."""
+def local_backends(imported: ServiceImport, slices: list[EndpointSlice], cluster: str | None) -> Target | None:
+    """Local-first: this cluster's own ready backends with the ports *they*
+    serve, or None, which fails over to the clusterset-wide answer.
+
+    The addresses are what the local slices hold: the local service IP for
+    lighthouse (its slice carries the service's ports), pod IPs for everyone
+    else (their slices carry the target ports). An address is never paired with
+    a port it does not serve: every port of the import must have exactly one
+    number among the local slices that have a ready endpoint (a rollout that
+    numbers a port two ways, or a port they lack, fails over instead)."""
     if cluster is None:
-        return ()
-    return _ready_addresses(piece for piece in slices if piece.cluster == cluster)
+        return None
+    local = [piece for piece in slices if piece.cluster == cluster and any(e.ready for e in piece.endpoints)]
+    addresses = _ready_addresses(local)
+    if not addresses:
+        return None
+    ports = []
+    for port in imported.ports:
+        numbers = {p.port for piece in local for p in piece.ports if (p.name, p.protocol) == (port.name, port.protocol)}
+        if len(numbers) != 1:
+            return None
+        ports.append(Port(port.name, port.protocol, numbers.pop()))
+    return Target((), addresses, tuple(ports))
 
 
 def _ready_addresses(slices) -> tuple[str, ...]:
@@ -89,29 +117,38 @@ def _ready_addresses(slices) -> tuple[str, ...]:
 def clusterset_ips(imported: ServiceImport, slices: list[EndpointSlice], derived: Service | None) -> tuple[str, ...]:
     """Where a ClusterSetIP name points, by producer: ``spec.ips`` (the standard);
     else the ClusterIPs of Karmada's ``derived-<svc>`` Service; else, as
-    Submariner's lighthouse does, the ready endpoints of the per-cluster slices
-    (each holds that cluster's service IP)."""
+    Submariner's lighthouse does, the ready endpoints of its per-cluster
+    service-IP slices. Pod IPs never stand in for a clusterset IP: an import
+    whose IPs are not written yet has none (NODATA, as CoreDNS answers)."""
     if imported.ips:
         return imported.ips
     if derived is not None and derived.cluster_ips:
         return derived.cluster_ips
-    return _ready_addresses(slices)
+    return _ready_addresses(piece for piece in slices if piece.service_ip)
 
 
 def _headless_targets(slices: list[EndpointSlice]) -> list[Target]:
-    """Ready endpoints by name; one name gathers an endpoint's IPv4 and IPv6 slices."""
-    by_name: dict[Labels, list[str]] = {}
+    """Ready endpoints by name, each with its own slice's ports; one name gathers
+    an endpoint's IPv4 and IPv6 slices. A slice without a cluster id gives no
+    names (nothing to put in them); its addresses count at the service name."""
+    by_name: dict[Labels, tuple[list[str], list[Port]]] = {}
     for piece in sorted(slices, key=lambda s: (s.cluster, s.family, s.name)):
+        if not piece.cluster:
+            continue
         cluster = tuple(label.encode() for label in piece.cluster.split("."))
         for endpoint in piece.endpoints:
             if not endpoint.ready:
                 continue
-            if endpoint.hostname:
-                by_name.setdefault((endpoint.hostname.encode(), *cluster), []).extend(endpoint.addresses)
-            else:
-                for ip in endpoint.addresses:
-                    by_name.setdefault((dashed(ip).encode(), *cluster), []).append(ip)
-    return [Target(below, tuple(dict.fromkeys(ips))) for below, ips in sorted(by_name.items())]
+            named = [endpoint.hostname] if endpoint.hostname else [dashed(ip) for ip in endpoint.addresses]
+            ips = [endpoint.addresses] if endpoint.hostname else [(ip,) for ip in endpoint.addresses]
+            for host, addresses in zip(named, ips):
+                found, ports = by_name.setdefault((host.encode(), *cluster), ([], []))
+                found.extend(addresses)
+                ports.extend(piece.ports)
+    return [
+        Target(below, tuple(dict.fromkeys(ips)), tuple(dict.fromkeys(ports)))
+        for below, (ips, ports) in sorted(by_name.items())
+    ]
 
 
 def dashed(ip: str) -> str:
@@ -120,33 +157,11 @@ def dashed(ip: str) -> str:
     return ("0" if label.startswith("-") else "") + label + ("0" if label.endswith("-") else "")
 
 
-def _ports_by_target(
-    imported: ServiceImport, slices: list[EndpointSlice], targets: list[Target]
-) -> dict[Labels, tuple[Port, ...]]:
-    """The ports each target serves: the import's ports, with a headless slice's
-    own number for a port of the same name (the endpoint's target port)."""
-    if not imported.headless:
-        return {(): imported.ports}
-    numbers: dict[tuple[bytes, str], int] = {}
-    for piece in slices:
-        for port in piece.ports:
-            if port.name:
-                numbers[(piece.cluster.encode(), port.name)] = port.port
-    result = {}
-    for target in targets:
-        cluster = b".".join(target.below[1:])
-        result[target.below] = tuple(
-            Port(p.name, p.protocol, numbers.get((cluster, p.name), p.port)) for p in imported.ports
-        )
-    return result
-
-
-def _add_srv(
-    names: Names, origin: Labels, service: Labels, ttl: int, ports_of: dict[Labels, tuple[Port, ...]]
-) -> None:
+def _add_srv(names: Names, origin: Labels, service: Labels, ttl: int, targets: list[Target]) -> None:
     by_owner: dict[Labels, dict[tuple[Labels, int], None]] = {}
-    for below, ports in ports_of.items():
-        for port in ports:
+    for target in targets:
+        below = target.below
+        for port in target.ports:
             by_owner.setdefault((), {})[(below, port.port)] = None
             if port.name:
                 owner = (b"_" + port.name.encode(), b"_" + port.protocol.encode())

@@ -20,6 +20,10 @@ class ZoneSettings:
     # Local-first policy: the cluster whose ready backends answer ClusterSetIP
     # names while it has any; None answers by the specification alone.
     local_cluster: str | None = None
+    # Addresses of ns.dns.<zone>, the name the apex NS and the SOA MNAME give
+    # (--ns-address; the manifests pass the pod IP). Empty: that name has no
+    # address, which only a secondary or a zone validator would ever ask for.
+    ns_addresses: tuple[str, ...] = ()
 
     @property
     def labels(self) -> Labels:

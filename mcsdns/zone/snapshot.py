@@ -13,7 +13,7 @@ import dnslib
 import immutables
 
 from .build import ServiceEntry
-from .rrset import NS, SOA, TXT, Labels, Node, RRset, tail
+from .rrset import EMPTY_NON_TERMINAL, NS, SOA, TXT, Glue, Labels, Node, RRset, address_rrsets, tail, wire_labels
 from .settings import ZoneSettings
 
 
@@ -40,10 +40,15 @@ class Snapshot:
 
 
 _ENT = Node()
+NAMESERVER = (b"ns", b"dns")  # ns.dns.<zone>, below the apex (ZoneSettings.nameserver)
 
 
 def apex_names(settings: ZoneSettings, serial: int) -> tuple[dict[Labels, Node], bytes]:
-    """The apex SOA and NS, dns-version TXT, and the SOA used in negative answers."""
+    """The apex SOA and NS, dns-version TXT, and the SOA used in negative answers.
+
+    With ``ns_addresses`` the nameserver ns.dns.<zone> has A/AAAA records, and
+    an NS answer carries them in Additional (glue, RFC 1034 4.2.1), so a
+    secondary or a validator can reach the server the zone names."""
     ttl = minimum = settings.ttl
     negative_ttl = min(ttl, minimum)  # RFC 2308 section 5
 
@@ -51,14 +56,20 @@ def apex_names(settings: ZoneSettings, serial: int) -> tuple[dict[Labels, Node],
         times = (serial, settings.refresh, settings.retry, settings.expire, minimum)
         return tail(SOA, record_ttl, dnslib.SOA(settings.nameserver, settings.hostmaster, times))
 
+    addresses = address_rrsets(settings.ns_addresses, ttl)
+    glue = tuple(Glue(wire_labels(NAMESERVER), rrset.tails) for rrset in addresses.values())
     apex = Node(
         {
             SOA: RRset(SOA, (soa(ttl),)),
-            NS: RRset(NS, (tail(NS, ttl, dnslib.NS(settings.nameserver)),)),
+            NS: RRset(NS, (tail(NS, ttl, dnslib.NS(settings.nameserver)),), glue),
         }
     )
     version = Node({TXT: RRset(TXT, (tail(TXT, ttl, dnslib.TXT(settings.dns_version)),))})
-    return {(): apex, (b"dns-version",): version}, soa(negative_ttl)
+    names = {(): apex, (b"dns-version",): version}
+    if addresses:
+        names[NAMESERVER] = Node(addresses)
+        names[NAMESERVER[1:]] = EMPTY_NON_TERMINAL  # dns.<zone> (RFC 8020)
+    return names, soa(negative_ttl)
 
 
 def empty_snapshot(settings: ZoneSettings, serial: int) -> Snapshot:

@@ -7,6 +7,11 @@ and the answers the zone must give for it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
+ZONE_DATA = Path(__file__).resolve().parent.parent / "data" / "zone"
 MCS = "multicluster.x-k8s.io/v1beta1"
 IN_TREE = {"endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
 
@@ -106,11 +111,54 @@ KARMADA_ANSWERS = {
     (name("frontend.shop"), "A"): ("NXDOMAIN", []),
 }
 
-LIGHTHOUSE = [
-    service_import("shop", "cart"),
-    mcs_slice("shop", "cart-east", "cart", "east", ["10.101.0.7"]),
-    mcs_slice("shop", "cart-west", "cart", "west", ["10.102.0.7"]),
-]
+
+
+def producer_file(name: str, only: tuple[str, ...] = ()) -> list[dict]:
+    """The objects of one producer fixture in tests/data/zone (each file cites the
+    producer code whose output it copies), optionally only those named."""
+    docs = [d for d in yaml.safe_load_all((ZONE_DATA / name).read_text()) if d]
+    return [d for d in docs if not only or d["metadata"]["name"] in only]
+
+
+# Karmada with a slice name past 63 characters (53-karmada.yaml).
+KARMADA_LONG = producer_file("53-karmada.yaml")
+KARMADA_LONG_ANSWERS = {
+    (name("ledger.kar"), "A"): ("NOERROR", ["10.96.33.3"]),
+    (name("_http._tcp.ledger.kar"), "SRV"): ("NOERROR", ["0 100 80 ledger.kar.svc.clusterset.local."]),
+}
+
+# Submariner lighthouse, bookkeeping objects included (20-producers.yaml, 52-lighthouse.yaml).
+LIGHTHOUSE = producer_file("20-producers.yaml", ("cart", "cart-5xq2v", "cart-k8n4d")) + producer_file("52-lighthouse.yaml")
 LIGHTHOUSE_ANSWERS = {
     (name("cart.shop"), "A"): ("NOERROR", ["10.101.0.7", "10.102.0.7"]),
+    (name("_http._tcp.cart.shop"), "SRV"): ("NOERROR", ["0 100 80 cart.shop.svc.clusterset.local."]),
+    (name("cache.lh"), "A"): ("NOERROR", ["10.1.5.10", "10.1.5.11"]),
+    (name("_redis._tcp.cache.lh"), "SRV"): ("NOERROR", [
+        "0 50 6379 redis-0.east.cache.lh.svc.clusterset.local.",
+        "0 50 6380 redis-1.east.cache.lh.svc.clusterset.local."]),
+    (name("cart-shop-east.submariner-operator"), "A"): ("NXDOMAIN", []),
+    (name("cart-shop.submariner-k8s-broker"), "A"): ("NXDOMAIN", []),
+    (name("cart.submariner-k8s-broker"), "A"): ("NOERROR", ["10.96.32.9"]),
+}
+
+# The mcs-api reference controllers / Cilium (50-mcs-api-cilium.yaml).
+MCS_API = producer_file("50-mcs-api-cilium.yaml")
+MCS_API_ANSWERS = {
+    (name("web.mcs"), "A"): ("NOERROR", ["10.96.30.7"]),
+    (name("_http._tcp.web.mcs"), "SRV"): ("NOERROR", ["0 100 80 web.mcs.svc.clusterset.local."]),
+    (name("fresh.mcs"), "A"): ("NOERROR", []),  # no clusterset IP yet: pod IPs never stand in
+    (name("pg.mcs"), "A"): ("NOERROR", ["10.244.2.11", "10.244.2.12"]),
+    (name("_pg._tcp.pg.mcs"), "SRV"): ("NOERROR", [
+        "0 50 15432 10-244-2-11.cluster1.pg.mcs.svc.clusterset.local.",
+        "0 50 15433 10-244-2-12.cluster1.pg.mcs.svc.clusterset.local."]),
+}
+
+# AWS Cloud Map MCS controller (51-aws.yaml).
+AWS = producer_file("51-aws.yaml")
+AWS_ANSWERS = {
+    (name("api.aws"), "A"): ("NOERROR", ["10.96.31.1", "10.96.31.2"]),
+    (name("nodes.aws"), "A"): ("NOERROR", ["10.10.1.31", "10.20.1.31"]),  # ips: [None, None]
+    (name("nodes.aws"), "SRV"): ("NOERROR", [
+        "0 50 7000 nodes-0.c1.nodes.aws.svc.clusterset.local.",
+        "0 50 7001 nodes-0.c2.nodes.aws.svc.clusterset.local."]),
 }

@@ -28,8 +28,8 @@ def _bad_address(obj):
     obj["endpoints"][0]["addresses"] = ["not-an-ip"]
 
 
-def _no_cluster(obj):
-    del obj["metadata"]["labels"]["multicluster.kubernetes.io/source-cluster"]
+def _bad_hostname(obj):
+    obj["endpoints"][0]["hostname"] = "Not_A_Label"
 
 
 def _spec_not_mapping(obj):
@@ -44,7 +44,7 @@ MALFORMED = [
 ]
 SLICE_BAD = [
     (_bad_address, "is not an IP address"),
-    (_no_cluster, "source-cluster is missing"),
+    (_bad_hostname, "is not a DNS label"),  # a slice without its cluster label is kept: test_kube_producers
 ]
 
 

@@ -22,11 +22,17 @@ CASES = [
     ("karmada", o.KARMADA, "auto", o.KARMADA_ANSWERS),
     ("lighthouse", o.LIGHTHOUSE, "lighthouse", o.LIGHTHOUSE_ANSWERS),
     ("lighthouse", o.LIGHTHOUSE, "auto", o.LIGHTHOUSE_ANSWERS),
+    ("karmada-long-names", o.KARMADA_LONG, "karmada", o.KARMADA_LONG_ANSWERS),
+    ("mcs-api", o.MCS_API, "standard", o.MCS_API_ANSWERS),
+    ("mcs-api", o.MCS_API, "auto", o.MCS_API_ANSWERS),
+    ("aws", o.AWS, "standard", o.AWS_ANSWERS),
+    ("aws", o.AWS, "auto", o.AWS_ANSWERS),
     # A standard-mode server does not look at Karmada's inputs: the import exists, has no address.
     ("karmada-as-standard", o.KARMADA, "standard", {(o.name("orders.shop"), "A"): ("NOERROR", [])}),
     # Everything at once: auto serves all three producers side by side.
-    ("mixed", o.STANDARD + o.KARMADA + o.LIGHTHOUSE, "auto",
-     {**o.STANDARD_ANSWERS, **o.KARMADA_ANSWERS, **o.LIGHTHOUSE_ANSWERS}),
+    ("mixed", o.STANDARD + o.KARMADA + o.KARMADA_LONG + o.LIGHTHOUSE + o.MCS_API + o.AWS, "auto",
+     {**o.STANDARD_ANSWERS, **o.KARMADA_ANSWERS, **o.KARMADA_LONG_ANSWERS, **o.LIGHTHOUSE_ANSWERS,
+      **o.MCS_API_ANSWERS, **o.AWS_ANSWERS}),
 ]
 
 
@@ -97,5 +103,39 @@ def test_endpointslice_selectors(fake, kubeconfig, producer):
             assert "frontend-x1" not in through  # in-tree slices stay on the server
             assert ("imported-member1-orders-x7k2p" in through) == (producer != "standard")
             assert ("db-c1" in through) == (producer != "karmada")
+
+    run(scenario())
+
+
+def test_partial_badness_stays_partial(fake, kubeconfig, caplog):
+    """A slice without its cluster label and a port without a number are kept:
+    their addresses answer, only what needs the missing piece is left out, and
+    each piece is logged and reported once (not again on a relist)."""
+    objects = o.producer_file("60-partial.yaml")
+    objects[0]["spec"]["ips"] = ["not-an-ip"]  # ignored on a headless import, with a log line
+    fake.put(*objects)
+    fake.start()
+    answers = {
+        (o.name("logs.data"), "A"): ("NOERROR", ["10.9.0.1", "10.9.0.2"]),
+        (o.name("10-9-0-2.east.logs.data"), "A"): ("NOERROR", ["10.9.0.2"]),
+        (o.name("_http._tcp.logs.data"), "SRV"): ("NOERROR", ["0 100 8080 10-9-0-2.east.logs.data.svc.clusterset.local."]),
+        (o.name("_syslog._udp.logs.data"), "SRV"): ("NXDOMAIN", []),
+    }
+
+    async def scenario():
+        async with harness(kubeconfig, "standard") as h:
+            await h.answers(answers)
+            fields = sorted((r.kind, r.field, r.partial) for r in h.rejected)
+            assert fields == [
+                ("EndpointSlice", "multicluster.kubernetes.io/source-cluster", True),
+                ("EndpointSlice", "ports.port", True),
+                ("ServiceImport", "spec.ips", True),
+            ], h.rejected
+            fake.mute_watches()
+            fake.compact()
+            fake.drop_watches()
+            await h.until(lambda: fake.lists("endpointslices") == 2, "a relist")
+            await h.answers(answers)
+            assert len(h.rejected) == 3  # not reported again
 
     run(scenario())

@@ -120,7 +120,7 @@ class App:
         outage = self.store.outage
         if outage != self._outage:
             if outage is not None:
-                log.warning("source outage, serving the last good zone: %s", outage, extra={"event": "outage", "reason": outage})
+                log.warning("source outage: %s", outage, extra={"event": "outage", "reason": outage})
             else:
                 log.info("source recovered", extra={"event": "recovered"})
             self._outage = outage

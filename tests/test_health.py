@@ -57,12 +57,15 @@ def test_json_logs_one_object_a_line(how):
     for line in lines:
         assert {"time", "level", "logger", "message"} <= line.keys()
         assert line["time"].endswith("+00:00") and "T" in line["time"]
-    events = [line["event"] for line in lines if "event" in line]
+    events = [line["event"] for line in lines if "event" in line and line["event"] != "rejected"]
     assert events == JSON_EVENTS
     listening = next(line for line in lines if line.get("event") == "listening")
     assert listening["addresses"] == [f"127.0.0.1:{server.port}"] and listening["zone"] == "clusterset.local"
     rejected = [line for line in lines if "rejected" in line["message"]]
     assert len(rejected) == 2 and all(r["level"] == "warning" and r["logger"] == "mcsdns.source.files" for r in rejected)
+    assert sorted((r["event"], r["kind"], r["field"]) for r in rejected) == [
+        ("rejected", "ServiceImport", "spec.ips"), ("rejected", "ServiceImport", "spec.type")
+    ]
     # nothing per query: the lines are the events and the two rejections
     assert len(lines) == len(JSON_EVENTS) + len(rejected)
 

@@ -134,7 +134,10 @@ class FolderSource:
         for obj in _flatten(documents):
             converted = convert(obj)
             if isinstance(converted, Rejected):
-                log.warning("%s: %s", path, converted)
+                log.warning(
+                    "%s: %s", path, converted,
+                    extra={"event": "rejected", "kind": converted.kind, "field": converted.field, "file": str(path)},
+                )
                 self._on_reject(converted)
             elif converted is not None:
                 records.append(converted)

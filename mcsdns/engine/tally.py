@@ -26,11 +26,12 @@ OTHER_RCODE = len(RCODES) - 1
 SIZE_BITS = 16  # a DNS message is at most 65535 bytes
 _OPT_TAIL = 11  # the responder's OPT: root name, TYPE 41, CLASS, TTL, RDLENGTH 0, always last
 _OPT_START = b"\x00\x00\x29"
+_COUNT = struct.Struct("!H")
 
 
 def tally_of(response: bytes, hit: bool) -> int:
     """The tally of a response built by our responder (header, echoed question, ..., OPT last)."""
-    qdcount, arcount = struct.unpack_from("!H", response, 4)[0], struct.unpack_from("!H", response, 10)[0]
+    qdcount, arcount = _COUNT.unpack_from(response, 4)[0], _COUNT.unpack_from(response, 10)[0]
     rcode = response[3] & 0xF
     if arcount and response[-_OPT_TAIL : -_OPT_TAIL + 3] == _OPT_START:
         rcode |= response[-6] << 4  # extended RCODE, upper 8 bits in the OPT TTL (RFC 6891 6.1.3)
@@ -58,4 +59,4 @@ def _qtype(response: bytes) -> int:
     position = 12
     while response[position]:
         position += 1 + response[position]
-    return struct.unpack_from("!H", response, position + 1)[0]
+    return _COUNT.unpack_from(response, position + 1)[0]

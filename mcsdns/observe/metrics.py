@@ -87,23 +87,9 @@ class _Collector(Collector):
             "mcsdns_dns_request_duration_seconds", "Time to answer a request, receive to send", labels=["proto"]
         )
         sizes = HistogramMetricFamily("mcsdns_dns_response_size_bytes", "Size of the responses sent", labels=["proto"])
-        hits, misses, refused = 0, 0, 0
-        per_proto: dict[str, _Proto] = defaultdict(_Proto)
-        for stats in self.observed.transports:
-            proto = per_proto[stats.proto]
-            proto.dropped += stats.dropped
-            proto.duration_sum += stats.duration_sum
-            proto.durations = [a + b for a, b in zip(proto.durations, stats.durations)]
-            refused += stats.refused
-            for tally, count in list(stats.tallies.items()):
-                kind, rcode, tc, hit, size = unpack(tally)
-                proto.requests[(str(stats.family), kind)] += count
-                proto.rcodes[rcode] += count
-                proto.truncated += count if tc else 0
-                proto.sizes[size] += count
-                hits, misses = (hits + count, misses) if hit else (hits, misses + count)
+        total = _Totals.of(self.observed.transports)
         for name in ("udp", "tcp"):
-            proto = per_proto[name]
+            proto = total.protos[name]
             for (family, kind), count in sorted(proto.requests.items()):
                 requests.add_metric([name, family, kind], count)
             for rcode, count in sorted(proto.rcodes.items()):
@@ -111,16 +97,13 @@ class _Collector(Collector):
             truncated.add_metric([name], proto.truncated)
             dropped.add_metric([name], proto.dropped)
             durations.add_metric([name], _buckets(DURATION_BOUNDS, proto.durations), proto.duration_sum)
-            size_counts = [0] * (len(SIZE_BOUNDS) + 1)
-            for size, count in proto.sizes.items():
-                size_counts[_bucket(SIZE_BOUNDS, size)] += count
-            sizes.add_metric([name], _buckets(SIZE_BOUNDS, size_counts), sum(s * c for s, c in proto.sizes.items()))
+            sizes.add_metric([name], _buckets(SIZE_BOUNDS, proto.size_buckets()), proto.size_sum())
         yield from (requests, responses, truncated, dropped, durations, sizes)
         yield CounterMetricFamily(
-            "mcsdns_tcp_connections_refused", "TCP connections closed at once: over --tcp-max-connections", refused
+            "mcsdns_tcp_connections_refused", "TCP connections closed at once: over --tcp-max-connections", total.refused
         )
-        yield CounterMetricFamily("mcsdns_cache_hits", "Responses served from the response cache", hits)
-        yield CounterMetricFamily("mcsdns_cache_misses", "Responses built because the cache did not hold them", misses)
+        yield CounterMetricFamily("mcsdns_cache_hits", "Responses served from the response cache", total.hits)
+        yield CounterMetricFamily("mcsdns_cache_misses", "Responses built because the cache did not hold them", total.misses)
 
     def _zone(self) -> Iterator[Metric]:
         snapshot, observed = self.observed.snapshot(), self.observed
@@ -129,7 +112,7 @@ class _Collector(Collector):
         yield GaugeMetricFamily("mcsdns_zone_serial", "SOA serial of the served zone", snapshot.serial)
         since = observed.clock() - observed.changed_at if observed.changed_at is not None else float("nan")
         yield GaugeMetricFamily(
-            "mcsdns_zone_seconds_since_change", "Seconds since the serial last moved (NaN: not since start)", since
+            "mcsdns_zone_seconds_since_change", "Seconds since the serial last moved (NaN before the first publish)", since
         )
         yield GaugeMetricFamily("mcsdns_ready", "1 once every resource of the source has listed", int(snapshot.ready))
         yield GaugeMetricFamily(
@@ -166,13 +149,53 @@ class _Collector(Collector):
 
 @dataclass
 class _Proto:
-    requests: Counter = field(default_factory=Counter)
+    """One transport's counts, summed over its sockets, with the tallies unpacked."""
+
+    requests: Counter = field(default_factory=Counter)  # (family, type)
     rcodes: Counter = field(default_factory=Counter)
-    sizes: Counter = field(default_factory=Counter)
+    sizes: Counter = field(default_factory=Counter)  # exact size -> responses
     durations: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BOUNDS) + 1))
     duration_sum: float = 0.0
     truncated: int = 0
     dropped: int = 0
+
+    def size_buckets(self) -> list[int]:
+        counts = [0] * (len(SIZE_BOUNDS) + 1)
+        for size, count in self.sizes.items():
+            counts[_bucket(SIZE_BOUNDS, size)] += count
+        return counts
+
+    def size_sum(self) -> int:
+        return sum(size * count for size, count in self.sizes.items())
+
+
+@dataclass
+class _Totals:
+    protos: defaultdict = field(default_factory=lambda: defaultdict(_Proto))
+    hits: int = 0
+    misses: int = 0
+    refused: int = 0
+
+    @classmethod
+    def of(cls, transports: list[TransportStats]) -> "_Totals":
+        totals = cls()
+        for stats in transports:
+            proto = totals.protos[stats.proto]
+            proto.dropped += stats.dropped
+            proto.duration_sum += stats.duration_sum
+            proto.durations = [a + b for a, b in zip(proto.durations, stats.durations)]
+            totals.refused += stats.refused
+            for tally, count in list(stats.tallies.items()):
+                kind, rcode, tc, hit, size = unpack(tally)
+                proto.requests[(str(stats.family), kind)] += count
+                proto.rcodes[rcode] += count
+                proto.truncated += count if tc else 0
+                proto.sizes[size] += count
+                if hit:
+                    totals.hits += count
+                else:
+                    totals.misses += count
+        return totals
 
 
 def _bucket(bounds, value) -> int:

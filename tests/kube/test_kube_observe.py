@@ -3,6 +3,9 @@ metrics of a live server against the fake API, and the reasons a watch restarts.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.helpers import Server, wait_for
@@ -40,7 +43,7 @@ def test_readyz_reasons_follow_the_source(fake, kube_server):
     fake.put(*o.STANDARD)
     fake.denied = {"serviceimports"}
     fake.start()
-    server = kube_server()
+    server = kube_server("--log-format", "json")
     body = readyz_when(server, 503, "sync of serviceimports; source outage: ")  # once the slices have listed
     assert body.startswith("not ready: waiting for the first full sync of serviceimports; source outage: ")
     assert "not allowed to list/watch serviceimports" in body  # which resource, and why
@@ -66,6 +69,12 @@ def test_readyz_reasons_follow_the_source(fake, kube_server):
     assert metrics[sample("mcsdns_source_outage")] == 0 and metrics[sample("mcsdns_ready")] == 1
     unreachable = [metrics.get(sample("mcsdns_source_errors_total", resource=r, reason="unreachable"), 0) for r in RESOURCES]
     assert sum(unreachable) >= 1  # whichever watch tried to reconnect first
+    assert server.stop() == 0
+    events = [json.loads(line).get("event") for line in Path(server.log.name).read_text().splitlines()]
+    # the outage before the first sync, then the sync, and the API going away and back
+    assert [e for e in events if e in ("outage", "recovered", "synced")] == [
+        "outage", "recovered", "synced", "outage", "recovered"
+    ]
 
 
 def counter(server: Server, name: str, **labels: str) -> float:

@@ -1,6 +1,7 @@
 """/metrics moves as it should: known questions over real UDP and TCP sockets to a
 live server, and the exact change of every DNS metric, read with prometheus's
-own parser. Then the zone's gauges after a folder edit, and the build info."""
+own parser. Then the zone's gauges after a folder edit, the build info, and the
+tally each response carries against what dnspython reads in it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import socket
 import struct
 import time
 
-import dns.edns
+import dns.flags
 import dns.message
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mcsdns.engine.cache import ResponseCache
+from mcsdns.engine.respond import Responder
+from mcsdns.engine.tally import unpack
 from tests.helpers import DATA, Server, wait_for
 
 SIZE_BOUNDS = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000)
@@ -267,3 +271,32 @@ def test_family_is_the_socket_family(proto):
         assert not any(dict(labels).get("family") == "1" for _, labels in moved)
     finally:
         six.stop()
+
+
+TALLIED = [  # (name, qtype, EDNS payload or None): every type label, every rcode the engine sends
+    ("web." + SHOP, "A", 1232), ("api." + SHOP, "AAAA", 1232), ("_http._tcp.web." + SHOP, "SRV", None),
+    ("dns-version.clusterset.local.", "TXT", 1232), ("clusterset.local.", "SOA", None), ("clusterset.local.", "NS", 1232),
+    ("1.0.0.10.in-addr.arpa.", "PTR", 1232), ("web." + SHOP, "ANY", 1232), ("clusterset.local.", "AXFR", None),
+    ("clusterset.local.", "IXFR", None), ("web." + SHOP, "CAA", 1232), ("nope." + SHOP, "A", None),
+    ("big.data.svc.clusterset.local.", "A", None), ("big.data.svc.clusterset.local.", "A", 4096),
+]
+
+
+@pytest.mark.parametrize("name,qtype,payload", TALLIED, ids=[f"{n} {t} {p}" for n, t, p in TALLIED])
+def test_tally_agrees_with_dnspython(zone_store, name, qtype, payload):
+    """The labels packed into a response's tally are what a real client reads in it."""
+    cache = ResponseCache(Responder())
+    wire = query(name, qtype, payload)
+    response, tally = cache.answer(wire, zone_store.snapshot)
+    again, hit = cache.answer(wire, zone_store.snapshot)
+    parsed = dns.message.from_wire(response)
+    known = {"A", "AAAA", "SRV", "TXT", "SOA", "NS", "PTR", "ANY", "AXFR", "IXFR"}
+    expected = (
+        qtype if qtype in known else "other",
+        dns.rcode.to_text(parsed.rcode()),
+        bool(parsed.flags & dns.flags.TC),
+        len(response),
+    )
+    kind, rcode, truncated, cached, size = unpack(tally)
+    assert (kind, rcode, truncated, size) == expected and not cached
+    assert unpack(hit) == (kind, rcode, truncated, True, size) and again == response

@@ -11,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import platform
 import signal
 import sys
 import time
+from collections import Counter
+from typing import Callable
 
 from .config import Config
 from .engine.cache import ResponseCache
 from .engine.respond import Responder
-from .model.events import Outage
+from .model.events import Event, Outage
 from .model.records import Rejected
+from .observe import logs
 from .observe.http import HealthServer
-from .observe.metrics import Metrics
+from .observe.metrics import Metrics, Observed, version
 from .source.files import FolderSource, SourceError
 from .transport.tcp import TcpServer
 from .transport.udp import UdpServer, bind_udp
@@ -38,10 +42,7 @@ class StartupError(Exception):
     """Serving cannot start (source unusable, address taken); the text says why."""
 
 
-def make_source(config: Config, metrics: Metrics):
-    def rejected(item: Rejected) -> None:
-        metrics.rejected.labels(item.kind).inc()
-
+def make_source(config: Config, rejected: Callable[[Rejected], None]):
     if config.source == "kube":
         from .source.kube import KubeSource  # the kubernetes client is slow to import
 
@@ -54,8 +55,9 @@ def make_source(config: Config, metrics: Metrics):
 class App:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.metrics = Metrics()
-        self.source = make_source(config, self.metrics)
+        self.rejected: Counter = Counter()  # (kind, field) -> objects, for the metrics
+        self.partial: Counter = Counter()  # (kind, field) -> objects kept with a part left out
+        self.source = make_source(config, self._rejected)
         settings = ZoneSettings(
             origin=config.zone,
             ttl=config.ttl,
@@ -66,27 +68,65 @@ class App:
         # Start the serial at the clock so a restart never goes backwards (RFC 1982).
         self.store = ZoneStore(settings, int(time.time()), self.source.required, on_publish=self._published)
         self.responder = ResponseCache(Responder(config.max_udp_payload))
+        self.observed = Observed(
+            snapshot=lambda: self.store.snapshot,
+            outage=lambda: self.store.outage is not None,
+            source=self.source.stats,
+            rejected=self.rejected,
+            partial=self.partial,
+        )
+        self.metrics = Metrics(self.observed)
         self.stopping = False
         self._udp: list[UdpServer] = []
         self._tcp: list[TcpServer] = []
         self._http: HealthServer | None = None
+        self._outage: str | None = None
+        self._last = self.store.snapshot  # the previous publish, to see what changed
 
-    def answer(self, message: bytes, udp: bool) -> bytes | None:
-        return self.responder.respond(message, self.store.snapshot, udp)
+    def answer(self, message: bytes, udp: bool) -> tuple[bytes | None, int]:
+        return self.responder.answer(message, self.store.snapshot, udp)
 
     def readiness(self) -> tuple[bool, str]:
+        """(ready, the /readyz body): not ready while draining or before the first
+        full sync; an outage after it keeps serving the last good zone, so ready."""
+        outage = self.store.outage
         if self.stopping:
-            return False, "shutting down"
+            return False, "draining: shutting down (lameduck), answering until the listeners close"
         if not self.store.ready:
-            return False, "waiting for the first full sync of the source"
-        if self.store.outage:
-            return True, f"serving the last good zone; source outage: {self.store.outage}"
-        return True, f"ready, serial {self.store.snapshot.serial}"
+            waiting = ", ".join(self._unsynced()) or "the source"
+            detail = f"; source outage: {outage}" if outage else ""
+            return False, f"not ready: waiting for the first full sync of {waiting}{detail}"
+        serial = self.store.snapshot.serial
+        if outage:
+            return True, f"ready, serial {serial}; serving the last good zone, source outage: {outage}"
+        return True, f"ready, serial {serial}"
+
+    def _unsynced(self) -> list[str]:
+        stats = self.source.stats
+        return sorted(r for r, feeds in stats.feeds.items() if not feeds <= stats.synced.get(r, {}).keys())
+
+    def _rejected(self, item: Rejected) -> None:
+        (self.partial if item.partial else self.rejected)[(item.kind, item.field)] += 1
 
     def _published(self, snapshot: Snapshot) -> None:
-        self.metrics.serial.set(snapshot.serial)
-        self.metrics.services.set(len(snapshot.services))
-        self.metrics.ready.set(1 if snapshot.ready else 0)
+        old, self._last = self._last, snapshot
+        if snapshot.serial != old.serial or self.observed.changed_at is None:
+            self.observed.changed_at = time.monotonic()
+        if snapshot.ready and not old.ready:
+            log.info(
+                "first full sync: serving %d services, serial %d", len(snapshot.services), snapshot.serial,
+                extra={"event": "synced", "services": len(snapshot.services), "serial": snapshot.serial},
+            )
+
+    def _apply(self, events: list[Event]) -> None:
+        self.store.apply(events)
+        outage = self.store.outage
+        if outage != self._outage:
+            if outage is not None:
+                log.warning("source outage: %s", outage, extra={"event": "outage", "reason": outage})
+            else:
+                log.info("source recovered", extra={"event": "recovered"})
+            self._outage = outage
 
     async def start(self) -> None:
         try:
@@ -95,27 +135,39 @@ class App:
             raise StartupError(str(error)) from None
         for host, port in self.config.listen:
             try:
-                udp = UdpServer(bind_udp(host, port), self.answer, self.metrics)
-                tcp = TcpServer(self.answer, self.metrics, self.config.tcp_idle_timeout, self.config.tcp_max_connections)
+                udp = UdpServer(bind_udp(host, port), self.answer)
+                tcp = TcpServer(self.answer, self.config.tcp_idle_timeout, self.config.tcp_max_connections, host)
                 await tcp.start(host, port)
             except OSError as error:
                 raise StartupError(f"cannot listen on {_show(host, port)}: {_reason(error)}") from None
             udp.start()
             self._udp.append(udp)
             self._tcp.append(tcp)
+            self.observed.transports += [udp.stats, tcp.stats]
         if self.config.http is not None:
             self._http = HealthServer(self.metrics, self.readiness)
             try:
                 await self._http.start(*self.config.http)
             except OSError as error:
                 raise StartupError(f"cannot serve HTTP on {_show(*self.config.http)}: {_reason(error)}") from None
-        addresses = ", ".join(_show(host, port) for host, port in self.config.listen)
-        log.info("answering for %s on %s (udp+tcp)", self.config.zone, addresses)
+        # Logged once start-up cannot fail any more: a bad setting stays one line on stderr.
+        log.info(
+            "started mcsdns %s (python %s), source %s", version(), platform.python_version(), self.config.source,
+            extra={"event": "start", "version": version(), "source": self.config.source},
+        )
+        addresses = [_show(host, port) for host, port in self.config.listen]
+        http = _show(*self.config.http) if self.config.http else None
+        log.info(
+            "answering for %s on %s (udp+tcp)%s", self.config.zone, ", ".join(addresses),
+            f"; http on {http}" if http else "",
+            extra={"event": "listening", "zone": self.config.zone, "addresses": addresses, "http": http},
+        )
 
     async def stop(self) -> None:
         self.stopping = True
         if self.config.lameduck:
-            log.info("lameduck for %.1fs", self.config.lameduck)
+            log.info("lameduck: not ready for %.1fs, still answering", self.config.lameduck,
+                     extra={"event": "draining", "seconds": self.config.lameduck})
             await asyncio.sleep(self.config.lameduck)
         for udp in self._udp:
             udp.close()
@@ -131,20 +183,21 @@ class App:
             loop.add_signal_handler(number, stop.set)
         feeding = asyncio.create_task(self._feed(), name="source")
         await stop.wait()
-        log.info("stopping")
+        log.info("stopping", extra={"event": "stopping"})
         await self.stop()
         feeding.cancel()
         await asyncio.gather(feeding, return_exceptions=True)
+        log.info("stopped", extra={"event": "stopped"})
         return EXIT_OK
 
     async def _feed(self) -> None:
         """Run the source for ever; a bug in it costs freshness, never the answers."""
         while True:
             try:
-                await self.source.run(self.store.apply)
+                await self.source.run(self._apply)
             except Exception as error:
                 log.exception("the source failed; restarting it in %.0fs", SOURCE_RESTART)
-                self.store.apply([Outage(f"source failed: {error}")])
+                self._apply([Outage(f"source failed: {error}")])
             await asyncio.sleep(SOURCE_RESTART)
 
 
@@ -157,9 +210,7 @@ def _show(host: str, port: int) -> str:
 
 
 def run(config: Config) -> int:
-    logging.basicConfig(
-        level=config.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.setup(config.log_level, config.log_format)
     try:
         return asyncio.run(App(config).serve())
     except StartupError as error:

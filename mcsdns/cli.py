@@ -13,6 +13,7 @@ import os
 import sys
 
 from .config import (
+    LOG_FORMATS,
     LOG_LEVELS,
     PRODUCERS,
     Config,
@@ -41,6 +42,7 @@ _FLAGS = [
     ("--poll-interval", "SECONDS", "how often a folder source looks for edits (default 1)"),
     ("--lameduck", "SECONDS", "on SIGTERM, report not-ready this long before closing (default 0)"),
     ("--log-level", "LEVEL", "debug, info, warning or error (default info)"),
+    ("--log-format", "FORMAT", "plain lines, or json: one object a line (default plain)"),
     ("--kubeconfig", "FILE", "with --source kube: kubeconfig to use (default: in-cluster, then ~/.kube/config)"),
     ("--context", "NAME", "with --source kube: kubeconfig context"),
     ("--cluster-id", "ID", "this cluster's id, as in the source-cluster label (for --local-first)"),
@@ -116,6 +118,7 @@ def config_from(argv: list[str], environ: dict[str, str]) -> Config:
         "--poll-interval": ("poll_interval", lambda v: bounded(v, "--poll-interval", 0.05, 3600, float)),
         "--lameduck": ("lameduck", lambda v: bounded(v, "--lameduck", 0, 600, float)),
         "--log-level": ("log_level", lambda v: choice(v.lower(), "--log-level", LOG_LEVELS)),
+        "--log-format": ("log_format", lambda v: choice(v.lower(), "--log-format", LOG_FORMATS)),
         "--kubeconfig": ("kubeconfig", str),
         "--context": ("context", str),
         "--cluster-id": ("cluster_id", parse_cluster_id),

@@ -14,6 +14,7 @@ from .model.convert import Invalid, cluster_id, subdomain
 
 PRODUCERS = ("auto", "standard", "karmada", "lighthouse")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("plain", "json")
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,7 @@ class Config:
     poll_interval: float = 1.0
     lameduck: float = 0.0
     log_level: str = "info"
+    log_format: str = "plain"
     kubeconfig: str | None = None
     context: str | None = None
     cluster_id: str | None = None

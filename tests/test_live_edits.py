@@ -88,9 +88,13 @@ def test_rejected_object_is_counted(server, zone_copy):
     (zone_copy / "60-bad.yaml").write_text(FRESH.replace("fresh", "broken") % "not-an-ip")
     eventually(lambda: ("rejected ServiceImport shop/broken" in server.output()))
     _, metrics = server.http("/metrics")
-    # two in 30-list-and-bad.yaml at start, and this one
-    assert 'mcsdns_rejected_objects_total{kind="ServiceImport"} 3.0' in metrics
+    # in 30-list-and-bad.yaml at start: one bad IP, one bad type; and this one
+    assert 'mcsdns_rejected_objects_total{field="spec.ips",kind="ServiceImport"} 2.0' in metrics
+    assert 'mcsdns_rejected_objects_total{field="spec.type",kind="ServiceImport"} 1.0' in metrics
     assert ask(server, "broken.shop.svc.clusterset.local.").rcode() == dns.rcode.NXDOMAIN
+    # kept with a part left out (60-partial.yaml) is counted apart from rejected
+    assert 'mcsdns_partial_objects_total{field="ports.port",kind="EndpointSlice"} 1.0' in metrics
+    assert 'mcsdns_rejected_objects_total{field="ports.port"' not in metrics
 
 
 def test_missing_source_keeps_the_zone(tmp_path):

@@ -5,12 +5,20 @@ and on the snapshot, so a repeated question is answered by patching the ID
 into bytes already built. A new snapshot empties the cache; so does reaching
 either bound (entries, bytes), which keeps a flood of distinct questions from
 growing it without end.
+
+Each entry also carries the response's tally (see ``tally``): what the
+transports count, computed once when the response is built, so that counting a
+cache hit is one integer increment. The hit/miss bit of the tally is how hits
+and misses are counted: nothing is added to this path for them.
 """
 
 from __future__ import annotations
 
 from ..zone.snapshot import Snapshot
 from .respond import Responder
+from .tally import as_hit, tally_of
+
+NO_TALLY = -1  # for a message that gets no response (counted as dropped)
 
 
 class ResponseCache:
@@ -19,24 +27,30 @@ class ResponseCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes  # TCP answers reach 64 KiB: count bytes, not only entries
         self._snapshot: Snapshot | None = None
-        self._entries: dict[tuple[bytes, bool], bytes] = {}
+        self._entries: dict[tuple[bytes, bool], tuple[bytes, int]] = {}  # -> (response less its ID, tally)
         self._bytes = 0
 
     def respond(self, message: bytes, snapshot: Snapshot, udp: bool = True) -> bytes | None:
+        return self.answer(message, snapshot, udp)[0]
+
+    def answer(self, message: bytes, snapshot: Snapshot, udp: bool = True) -> tuple[bytes | None, int]:
+        """(response or None, its tally)."""
         if snapshot is not self._snapshot:
             self._clear()
             self._snapshot = snapshot
         key = (message[2:], udp)
         cached = self._entries.get(key)
         if cached is not None:
-            return message[:2] + cached[2:]
+            return message[:2] + cached[0], cached[1]
         response = self.responder.respond(message, snapshot, udp)
-        if response is not None:
-            if len(self._entries) >= self.max_entries or self._bytes + len(response) > self.max_bytes:
-                self._clear()
-            self._entries[key] = response
-            self._bytes += len(response) + len(key[0])
-        return response
+        if response is None:
+            return None, NO_TALLY
+        if len(self._entries) >= self.max_entries or self._bytes + len(response) > self.max_bytes:
+            self._clear()
+        tally = tally_of(response, False)
+        self._entries[key] = (response[2:], as_hit(tally))
+        self._bytes += len(response) + len(key[0])
+        return response, tally
 
     def _clear(self) -> None:
         self._entries.clear()

@@ -24,10 +24,12 @@ import yaml
 from ..model.convert import convert
 from ..model.events import Event, Replace
 from ..model.records import Kind, Record, Rejected
+from .stats import SourceStats
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".yaml", ".yml", ".json")
+RESOURCE = "files"  # the resource label of this source's statistics
 Stamp = tuple[int, int]  # (mtime_ns, size): cheap to poll
 # File times come from a coarse kernel clock: two saves of the same size within
 # one tick keep the same stamp. A file changed this recently is read again (and
@@ -54,6 +56,8 @@ class FolderSource:
         self.interval = interval
         self._files: dict[Path, _File] = {}
         self._on_reject = on_reject or (lambda rejected: None)
+        self.stats = SourceStats()
+        self.stats.expect(RESOURCE)
 
     def check(self) -> None:
         """Fail fast, before serving, when the path cannot be read at all."""
@@ -67,6 +71,7 @@ class FolderSource:
         if not self.path.exists():
             # Gone as a whole (unmounted, mid-rename): keep serving what we have.
             log.warning("source %s is missing; keeping the zone as it is", self.path)
+            self.stats.errors[(RESOURCE, "missing")] += 1
             return None
         now = time.time_ns()
         files: dict[Path, _File] = {}
@@ -78,6 +83,7 @@ class FolderSource:
             files[path].digest != self._files[path].digest for path in files
         )
         self._files = files
+        self.stats.in_sync(RESOURCE)  # every file was looked at: the zone follows the folder
         if not changed:
             return None
         by_kind: dict[Kind, dict[tuple, Record]] = {kind: {} for kind in Kind}
@@ -92,6 +98,7 @@ class FolderSource:
                 events = await asyncio.to_thread(self.scan)
             except OSError as error:
                 log.warning("cannot scan %s (keeping the zone as it is): %s", self.path, error)
+                self.stats.errors[(RESOURCE, "unreadable")] += 1
                 events = None
             if events is not None:
                 emit(events)
@@ -110,6 +117,7 @@ class FolderSource:
             data = path.read_bytes()
         except OSError as error:
             log.warning("cannot read %s (keeping its %d previous objects): %s", path, len(kept), error)
+            self.stats.errors[(RESOURCE, "unreadable")] += 1
             return _File(stamp, old.digest if old else b"", kept)
         digest = hashlib.sha256(data).digest()
         if old is not None and old.digest == digest:
@@ -118,6 +126,7 @@ class FolderSource:
             documents = _parse(path, data)
         except (UnicodeDecodeError, yaml.YAMLError) as error:
             log.warning("cannot read %s (keeping its %d previous objects): %s", path, len(kept), _one_line(error))
+            self.stats.errors[(RESOURCE, "malformed")] += 1
             return _File(stamp, digest, kept)
         return _File(stamp, digest, self._records(path, documents))
 
@@ -126,14 +135,17 @@ class FolderSource:
         for obj in _flatten(documents):
             converted = convert(obj)
             if isinstance(converted, Rejected):
-                log.warning("%s: %s", path, converted)
-                self._on_reject(converted)
+                self._report(path, converted)
             elif converted is not None:
                 for note in converted.notes:  # kept, less a part: still logged and counted
-                    log.warning("%s: %s", path, note)
-                    self._on_reject(note)
+                    self._report(path, note)
                 records.append(converted)
         return records
+
+    def _report(self, path: Path, item: Rejected) -> None:
+        event = "partial" if item.partial else "rejected"
+        log.warning("%s: %s", path, item, extra={"event": event, "kind": item.kind, "field": item.field, "file": str(path)})
+        self._on_reject(item)
 
 
 # libyaml's loader where PyYAML was built with it: the pure-Python one spends

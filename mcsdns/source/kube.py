@@ -31,6 +31,7 @@ from .kube_faults import Problem
 from .kube_feeds import Feed, feeds_for
 from .kube_view import Intake, KindView
 from .kube_watch import Change, Pacing, Watcher
+from .stats import SourceStats
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class KubeSource:
             Throttler(*relist_limit), Throttler(*reconnect_limit), backoff, watch_timeout, page_size
         )
         self._client = None
+        self.stats = SourceStats()  # kept across runs, read by the metrics
 
     def check(self) -> None:
         """Load the client configuration; SourceError (one line) if it is unusable."""
@@ -76,7 +78,7 @@ class KubeSource:
         api = KubeApi(self._client, *self._timeouts)
         session = Session(self.feeds, emit, self._on_reject)
         log.info("watching %s at %s (producer %s)", ", ".join(f.name for f in self.feeds), api.host, self.producer)
-        await asyncio.gather(*(Watcher(feed, api, session, self._pacing).run() for feed in self.feeds))
+        await asyncio.gather(*(Watcher(feed, api, session, self._pacing, self.stats).run() for feed in self.feeds))
 
 
 class Session:

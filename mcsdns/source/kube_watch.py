@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from asyncio_throttle import Throttler
+from urllib3.exceptions import ReadTimeoutError
 
 from .kube_api import KubeApi, LineStream, blocking
 from .kube_faults import Fault, Problem, Unreadable, classify, from_status
 from .kube_feeds import Feed
+from .stats import WATCH_EVENT_TYPES, SourceStats
 
 log = logging.getLogger(__name__)
 Change = tuple[str, dict]  # ("ADDED" | "MODIFIED" | "DELETED", object)
@@ -64,11 +66,14 @@ class Pacing:
 
 
 class Watcher:
-    def __init__(self, feed: Feed, api: KubeApi, sink: Sink, pacing: Pacing) -> None:
+    def __init__(self, feed: Feed, api: KubeApi, sink: Sink, pacing: Pacing, stats: SourceStats | None = None) -> None:
         self.feed = feed
         self.api = api
         self.sink = sink
         self.pacing = pacing
+        self.stats = stats or SourceStats()
+        self.resource = feed.resource.plural  # the metrics label
+        self.stats.expect(self.resource, feed.name)
         self.version: str | None = None  # API version, from discovery
         self.resource_version: str | None = None  # None: relist next
         self.attempt = 0
@@ -88,7 +93,14 @@ class Watcher:
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            return classify(error, self.feed.resource, self.api.host)
+            problem = classify(error, self.feed.resource, self.api.host)
+            self._count(problem, "timeout" if isinstance(error, ReadTimeoutError) else None)
+            return problem
+
+    def _count(self, problem: Problem, reason: str | None = None) -> None:
+        self.stats.errors[(self.resource, problem.fault.value)] += 1
+        reason = reason or {Fault.GONE: "expired", Fault.BROKEN: "broken"}.get(problem.fault, "error")
+        self.stats.restarts[(self.resource, reason)] += 1
 
     async def _recover(self, problem: Problem) -> None:
         match problem.fault:
@@ -130,6 +142,7 @@ class Watcher:
             raise Unreadable(f"a {self.feed.resource.plural} list without a resourceVersion")
         self.sink.healthy(self.feed)
         self.sink.listed(self.feed, objects, self.version)
+        self.stats.in_sync(self.resource, self.feed.name)
         self.resource_version = str(meta["resourceVersion"])
         self.attempt = 0
 
@@ -147,18 +160,26 @@ class Watcher:
                 if changes:
                     self.sink.changed(self.feed, changes)
                 if problem is not None:
+                    self._count(problem)
                     return problem
                 self.attempt = 0
         finally:
             stream.close()
             if time.monotonic() - opened >= SETTLED:
                 self.attempt = 0  # a quiet watch timing out is no reason to slow down
+        self.stats.in_sync(self.resource, self.feed.name)
+        self.stats.restarts[(self.resource, "closed")] += 1
         return None  # the server ended the watch: resume from the last version
 
     def _decode(self, lines: list[str]) -> tuple[list[Change], Problem | None]:
         changes: list[Change] = []
         for line in lines:
-            match _event(line):
+            event = _event(line)
+            if event is not None and event[0] in WATCH_EVENT_TYPES:
+                self.stats.events[(self.resource, event[0])] += 1
+                if event[0] != "ERROR":
+                    self.stats.in_sync(self.resource, self.feed.name)
+            match event:
                 case (str() as kind, dict() as obj) if kind in CHANGES:
                     changes.append((kind, obj))
                     self._advance(obj)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from time import perf_counter
 
-from ..observe.metrics import Metrics
-from .udp import Handler
+from .stats import TransportStats
+from .udp import Handler, family_label
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +19,9 @@ LENGTH = struct.Struct("!H")
 
 
 class TcpServer:
-    def __init__(self, handler: Handler, metrics: Metrics, idle_timeout: float, max_connections: int) -> None:
+    def __init__(self, handler: Handler, idle_timeout: float, max_connections: int, host: str = "0.0.0.0") -> None:
         self.handler = handler
-        self.metrics = metrics
+        self.stats = TransportStats("tcp", family_label(host))
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self._server: asyncio.base_events.Server | None = None
@@ -43,7 +44,7 @@ class TcpServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._open) >= self.max_connections:
-            self.metrics.tcp_refused.inc()
+            self.stats.refused += 1
             writer.close()
             return
         self._open.add(writer)
@@ -60,15 +61,18 @@ class TcpServer:
         """Answer one framed query; False ends the connection."""
         (size,) = LENGTH.unpack(await asyncio.wait_for(reader.readexactly(2), self.idle_timeout))
         message = await asyncio.wait_for(reader.readexactly(size), self.idle_timeout)
+        started = perf_counter()
         try:
-            response = self.handler(message, False)
+            response, tally = self.handler(message, False)
         except Exception:
             log.exception("no answer to a %d-byte TCP query", size)
+            self.stats.dropped += 1
             return False
         if response is None:
-            self.metrics.dropped.labels("tcp").inc()
+            self.stats.dropped += 1
             return size > 0
         writer.write(LENGTH.pack(len(response)) + response)
         await asyncio.wait_for(writer.drain(), self.idle_timeout)
-        self.metrics.response("tcp", response)
+        self.stats.tallies[tally] += 1
+        self.stats.timed(1, perf_counter() - started)
         return True

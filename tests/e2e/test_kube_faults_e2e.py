@@ -74,7 +74,7 @@ def test_malformed_object_accepted_by_the_api_is_rejected_alone(api, tmp_path):
         assert ask(server.port, "broken.shop.svc.clusterset.local.", "A", "udp").rcode() == dns.rcode.NXDOMAIN
         assert addresses(ask(server.port, WEB, "A", "udp")) == ["10.42.0.10"]
         _, metrics = server.http("/metrics")
-        assert 'mcsdns_rejected_objects_total{kind="ServiceImport"} 1.0' in metrics
+        assert 'mcsdns_rejected_objects_total{field="spec.ips",kind="ServiceImport"} 1.0' in metrics
     finally:
         server.stop()
 

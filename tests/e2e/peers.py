@@ -822,12 +822,13 @@ class CoreDNS(_Peer):
 
 
 # --------------------------------------------------------------------------
-# deploy tools: kustomize and the prometheus-operator CRDs (also from build.sh)
+# deploy tools: kustomize, promtool and the prometheus-operator CRDs (also from build.sh)
 
 
 @dataclass(frozen=True)
 class DeployTools:
     kustomize: Path
+    promtool: Path
     servicemonitor_crd: Path
     prometheusrule_crd: Path
 
@@ -837,15 +838,16 @@ class DeployTools:
 
 
 def deploy_tools(paths: Paths | None = None) -> DeployTools:
-    """kustomize and the ServiceMonitor/PrometheusRule CRDs that build.sh puts
+    """kustomize, promtool and the ServiceMonitor/PrometheusRule CRDs that build.sh puts
     beside the other peers (PeersUnavailable/PeersError as build())."""
     directory = (paths or build()).directory
     tools = DeployTools(
         kustomize=directory / "kustomize",
+        promtool=directory / "promtool",
         servicemonitor_crd=directory / "crds" / "monitoring.coreos.com_servicemonitors.yaml",
         prometheusrule_crd=directory / "crds" / "monitoring.coreos.com_prometheusrules.yaml",
     )
-    for p in (tools.kustomize, *tools.monitoring_crds):
+    for p in (tools.kustomize, tools.promtool, *tools.monitoring_crds):
         if not p.exists():
             raise PeersError(f"{BUILD_SCRIPT} did not produce {p}")
     return tools

@@ -5,6 +5,8 @@
 #   coredns         ./coredns    (stock CoreDNS, default plugin set)
 #   kustomize       ./kustomize  (sigs.k8s.io/kustomize/kustomize/v5, a module of
 #                                its own so it cannot move the apiserver's dependencies)
+#   promtool        ./promtool   (github.com/prometheus/prometheus/cmd/promtool, the
+#                                same: checks and unit-tests the alerting rules)
 #   CRDs            ServiceImport / ServiceExport from sigs.k8s.io/mcs-api;
 #                   ServiceMonitor / PrometheusRule from the prometheus-operator
 #                   module (example/prometheus-operator-crd/), fetched by version
@@ -17,11 +19,11 @@
 #
 # On success the last lines on stdout are KEY=VALUE pairs:
 #   KUBE_APISERVER= COREDNS= SERVICEIMPORT_CRD= SERVICEEXPORT_CRD= KUSTOMIZE=
-#   SERVICEMONITOR_CRD= PROMETHEUSRULE_CRD= PEERS_DIR=
+#   PROMTOOL= SERVICEMONITOR_CRD= PROMETHEUSRULE_CRD= PEERS_DIR=
 # Progress and errors go to stderr.
 #
 # Exit codes: 0 ok, 1 build failure, 3 no usable Go toolchain (go missing or
-# older than 1.26).
+# older than 1.26.7, which promtool's module requires).
 #
 # Environment: MCSDNS_PEERS_CACHE (output root), MCSDNS_PEERS_JOBS (go build
 # -p, default 2), GOTOOLCHAIN (default "local": never download a toolchain).
@@ -36,15 +38,19 @@ die() { echo "build.sh: error: $*" >&2; exit 1; }
 unavailable() { echo "build.sh: unavailable: $*" >&2; exit 3; }
 
 command -v go >/dev/null 2>&1 ||
-    unavailable "the 'go' command is not on PATH; Go >= 1.26 is needed to build the e2e peers"
+    unavailable "the 'go' command is not on PATH; Go >= 1.26.7 is needed to build the e2e peers"
 
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 cd "$here"
 
 gover="$(go env GOVERSION 2>/dev/null)" || unavailable "'go env GOVERSION' failed (is the Go installation broken?)"
 if [[ "$gover" =~ ^go([0-9]+)\.([0-9]+) ]]; then
-    if (( BASH_REMATCH[1] < 1 || (BASH_REMATCH[1] == 1 && BASH_REMATCH[2] < 26) )); then
-        unavailable "found $gover, but the peers need Go >= 1.26 (go.mod says 'go 1.26.0')"
+    patch=0
+    [[ "$gover" =~ ^go[0-9]+\.[0-9]+\.([0-9]+) ]] && patch="${BASH_REMATCH[1]}"
+    [[ "$gover" =~ ^go([0-9]+)\.([0-9]+) ]]
+    if (( BASH_REMATCH[1] < 1 || (BASH_REMATCH[1] == 1 && (BASH_REMATCH[2] < 26 ||
+                                   (BASH_REMATCH[2] == 26 && patch < 7))) )); then
+        unavailable "found $gover, but the peers need Go >= 1.26.7 (promtool/go.mod says 'go 1.26.7')"
     fi
 fi
 
@@ -95,6 +101,7 @@ report() {
     echo "SERVICEIMPORT_CRD=$out/crds/multicluster.x-k8s.io_serviceimports.yaml"
     echo "SERVICEEXPORT_CRD=$out/crds/multicluster.x-k8s.io_serviceexports.yaml"
     echo "KUSTOMIZE=$out/kustomize"
+    echo "PROMTOOL=$out/promtool"
     echo "SERVICEMONITOR_CRD=$out/crds/monitoring.coreos.com_servicemonitors.yaml"
     echo "PROMETHEUSRULE_CRD=$out/crds/monitoring.coreos.com_prometheusrules.yaml"
     echo "PEERS_DIR=$out"
@@ -111,7 +118,7 @@ prune() {
 
 if [[ -f "$out/.complete" && -x "$out/kube-apiserver" && -x "$out/coredns" &&
       -f "$out/crds/multicluster.x-k8s.io_serviceimports.yaml" &&
-      -f "$out/crds/multicluster.x-k8s.io_serviceexports.yaml" && -x "$out/kustomize" &&
+      -f "$out/crds/multicluster.x-k8s.io_serviceexports.yaml" && -x "$out/kustomize" && -x "$out/promtool" &&
       -f "$out/crds/${monitoring_crds[0]}" && -f "$out/crds/${monitoring_crds[1]}" ]]; then
     touch "$out"
     prune
@@ -147,6 +154,8 @@ step "go build coredns" \
     go build "${build_flags[@]}" -ldflags "-s -w" -o "$tmp/coredns" ./coredns
 step "go build kustomize" \
     go -C kustomize build "${build_flags[@]}" -ldflags "-s -w" -o "$tmp/kustomize" sigs.k8s.io/kustomize/kustomize/v5
+step "go build promtool" \
+    go -C promtool build "${build_flags[@]}" -ldflags "-s -w" -o "$tmp/promtool" github.com/prometheus/prometheus/cmd/promtool
 
 mcs_dir="$(go list -m -mod=readonly -f '{{.Dir}}' sigs.k8s.io/mcs-api)" ||
     die "cannot locate sigs.k8s.io/mcs-api in the module cache"
@@ -174,6 +183,7 @@ done
 chmod -R u+w "$tmp"
 
 "$tmp/kustomize" version >>"$log" 2>&1 || die "the built kustomize binary does not run (log: $log)"
+"$tmp/promtool" --version >>"$log" 2>&1 || die "the built promtool binary does not run (log: $log)"
 
 "$tmp/coredns" -version >>"$log" 2>&1 || die "the built coredns binary does not run (log: $log)"
 plugins="$("$tmp/coredns" -plugins 2>&1)" || die "'coredns -plugins' failed: $plugins"

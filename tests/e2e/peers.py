@@ -58,12 +58,15 @@ from typing import Any, Callable, Iterable, Sequence
 
 __all__ = [
     "CoreDNS",
+    "DeployTools",
     "KubeAPIServer",
     "Paths",
     "PeersError",
     "PeersUnavailable",
     "build",
+    "deploy_tools",
     "free_port",
+    "kustomize_build",
 ]
 
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -816,3 +819,46 @@ class CoreDNS(_Peer):
     def restart(self) -> "CoreDNS":
         self.stop()
         return self.start()
+
+
+# --------------------------------------------------------------------------
+# deploy tools: kustomize, promtool and the prometheus-operator CRDs (also from build.sh)
+
+
+@dataclass(frozen=True)
+class DeployTools:
+    kustomize: Path
+    promtool: Path
+    servicemonitor_crd: Path
+    prometheusrule_crd: Path
+
+    @property
+    def monitoring_crds(self) -> tuple[Path, Path]:
+        return (self.servicemonitor_crd, self.prometheusrule_crd)
+
+
+def deploy_tools(paths: Paths | None = None) -> DeployTools:
+    """kustomize, promtool and the ServiceMonitor/PrometheusRule CRDs that build.sh puts
+    beside the other peers (PeersUnavailable/PeersError as build())."""
+    directory = (paths or build()).directory
+    tools = DeployTools(
+        kustomize=directory / "kustomize",
+        promtool=directory / "promtool",
+        servicemonitor_crd=directory / "crds" / "monitoring.coreos.com_servicemonitors.yaml",
+        prometheusrule_crd=directory / "crds" / "monitoring.coreos.com_prometheusrules.yaml",
+    )
+    for p in (tools.kustomize, tools.promtool, *tools.monitoring_crds):
+        if not p.exists():
+            raise PeersError(f"{BUILD_SCRIPT} did not produce {p}")
+    return tools
+
+
+def kustomize_build(tools: DeployTools, directory: str | os.PathLike, *, timeout: float = 60.0) -> list[dict]:
+    """``kustomize build DIRECTORY``, as a list of objects."""
+    import yaml
+
+    proc = subprocess.run([str(tools.kustomize), "build", str(directory)], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise PeersError(f"kustomize build {directory} failed ({proc.returncode}):\n{_last_lines(proc.stderr, 20)}")
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]

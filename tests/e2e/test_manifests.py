@@ -120,6 +120,9 @@ def one(objects: list[dict], kind: str, name: str | None = None) -> dict:
     return found[0]
 
 
+POD_IP = "127.0.0.1"  # status.podIP of the process the tests run
+
+
 def container(objects: list[dict]) -> dict:
     (only,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
     return only
@@ -127,15 +130,20 @@ def container(objects: list[dict]) -> dict:
 
 def settings(objects: list[dict]) -> dict[str, str]:
     """The container's environment as the kubelet would build it: envFrom
-    ConfigMaps first, then env (literal values only; nothing else is used)."""
+    ConfigMaps first, then env (literal values, or the downward API's pod IP,
+    which here is loopback, where the test runs the process)."""
     c = container(objects)
     env: dict[str, str] = {}
     for source in c.get("envFrom", []):
         assert set(source) == {"configMapRef"}, source
         env.update(one(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
     for var in c.get("env", []):
-        assert set(var) == {"name", "value"}, var
-        env[var["name"]] = var["value"]
+        if "valueFrom" in var:
+            assert var["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}, var
+            env[var["name"]] = POD_IP
+        else:
+            assert set(var) == {"name", "value"}, var
+            env[var["name"]] = var["value"]
     return env
 
 
@@ -445,6 +453,13 @@ def producer_objects(producer: str, namespace: str, local: str, other: str):
     objects = [o.service_import(namespace, "web", ips=ips),
                o.mcs_slice(namespace, f"web-{local}", "web", local, ["10.1.0.1"]),
                o.mcs_slice(namespace, f"web-{other}", "web", other, ["10.2.0.1"])]
+    if producer == "lighthouse":  # the agent's per-cluster service-IP slices, by their labels
+        for piece in objects[1:]:
+            piece["metadata"]["labels"].update({
+                "endpointslice.kubernetes.io/managed-by": "lighthouse-agent.submariner.io",
+                "lighthouse.submariner.io/is-headless": "false",
+                "lighthouse.submariner.io/sourceNamespace": namespace,
+            })
     plain = ips or ["10.1.0.1", "10.2.0.1"]
     return web, objects, lambda created: (plain, ["10.1.0.1"])
 
@@ -487,6 +502,8 @@ def test_pod_spec_runs_as_rendered(api, rendered, name, tmp_path):
                  what=f"{qname} A -> {want}")
         reply = pod.ask(qname)
         assert dns.rcode.to_text(reply.rcode()) == "NOERROR"
+        # The apex NS target is the pod itself (MCSDNS_NS_ADDRESS from status.podIP).
+        assert addresses(pod.ask("ns.dns.clusterset.local.")) == [POD_IP]
     finally:
         pod.kill()
 

@@ -235,10 +235,21 @@ def test_image_matches_the_deployment():
     exposed = {port for rest in run.args("EXPOSE") for port in rest.split()}
     assert {f"{p['containerPort']}/{p['protocol'].lower()}" for p in container["ports"]} == exposed
     assert str(container["securityContext"]["runAsUser"]) == run.args("USER")[0].split(":")[0]
-    cmd = run.exec_form("CMD")
-    args = container["args"]
+    def flags(words: list[str]) -> dict[str, str]:  # "--flag value" and "--flag=value" alike
+        pairs, i = {}, 0
+        while i < len(words):
+            if "=" in words[i]:
+                key, value = words[i].split("=", 1)
+                i += 1
+            else:
+                key, value = words[i], words[i + 1]
+                i += 2
+            pairs[key] = value
+        return pairs
+
+    cmd, args = flags(run.exec_form("CMD")), flags(container["args"])
     for flag in ("--source", "--listen", "--http"):
-        assert cmd[cmd.index(flag) + 1] == args[args.index(flag) + 1], flag
+        assert cmd[flag] == args[flag], flag
 
 
 def test_build_context_is_an_allow_list():

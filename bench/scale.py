@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import dns.message
@@ -34,7 +33,7 @@ from mcsdns.engine.respond import Responder  # noqa: E402
 from mcsdns.source.files import FolderSource  # noqa: E402
 from mcsdns.zone.settings import ZoneSettings  # noqa: E402
 from mcsdns.zone.store import ZoneStore  # noqa: E402
-from tests.helpers import free_port, shape  # noqa: E402
+from tests.helpers import free_port, readyz_ok, shape  # noqa: E402
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -42,14 +41,6 @@ def status_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
-
-
-def ready(http_port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def serve(folder: Path, timeout: float) -> tuple[subprocess.Popen, int, float]:
@@ -60,7 +51,7 @@ def serve(folder: Path, timeout: float) -> tuple[subprocess.Popen, int, float]:
          "--http", f"127.0.0.1:{http_port}", "--poll-interval", "3600"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    while not ready(http_port):
+    while not readyz_ok(http_port):
         if process.poll() is not None or time.perf_counter() - started > timeout:
             process.kill()
             raise SystemExit(f"not ready after {time.perf_counter() - started:.0f}s (exit {process.poll()})")

@@ -43,6 +43,25 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port")
 
 
+def ipv6_loopback() -> bool:
+    """Whether this machine can bind ::1 (some containers have no IPv6 at all)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def readyz_ok(http_port: int) -> bool:
+    """Whether /readyz on that loopback port answers 200 right now."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 class Server:
     """``python -m mcsdns serve`` in a subprocess, the way users and scripts run it."""
 

@@ -9,7 +9,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from tests.helpers import DATA, Server, run_cli
+from tests.helpers import DATA, Server, ipv6_loopback, run_cli
 
 ZONE_DIR = str(DATA / "zone")
 
@@ -90,16 +90,7 @@ def test_settings_from_environment_and_flags():
         server.stop()
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback")
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_ipv6_listener(transport):
     server = Server(ZONE_DIR, host="::1").wait_ready()

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mcsdns.engine.cache import ResponseCache
 from mcsdns.engine.respond import Responder
 from mcsdns.engine.tally import unpack
-from tests.helpers import DATA, Server, wait_for
+from tests.helpers import DATA, Server, ipv6_loopback, wait_for
 
 SIZE_BOUNDS = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000)
 DNS_FAMILIES = (
@@ -249,16 +249,7 @@ def test_old_names_are_gone(server):
         assert old not in text
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback")
 @pytest.mark.parametrize("proto", ["udp", "tcp"])
 def test_family_is_the_socket_family(proto):
     """CoreDNS's family label: 2 for a query that came in over IPv6."""

@@ -13,12 +13,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, free_port, wait_for
+from tests.helpers import ROOT, free_port, readyz_ok, wait_for
 
 README = (ROOT / "README.md").read_text()
 BIN = Path(sys.executable).parent
@@ -43,14 +42,6 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and "--source" in result.stdout
 
 
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(shutil.which("dig") is None, reason="dig is not installed (scripts/setup.sh installs dnsutils)")
 def test_readme_quick_start_with_dig(tmp_path):
     serve = readme_command("mcsdns serve")
@@ -63,7 +54,7 @@ def test_readme_quick_start_with_dig(tmp_path):
     log = open(tmp_path / "serve.log", "w+")
     server = subprocess.Popen(serve, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
     try:
-        wait_for(lambda: server.poll() is not None or ready(http), timeout=15, what="the README's server is ready")
+        wait_for(lambda: server.poll() is not None or readyz_ok(http), timeout=15, what="the README's server is ready")
         assert server.poll() is None, (tmp_path / "serve.log").read_text()
         result = subprocess.run([*dig, "+short"], capture_output=True, text=True, timeout=20)
         assert result.returncode == 0, result.stderr

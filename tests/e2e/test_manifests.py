@@ -39,7 +39,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from mcsdns.source.kube_feeds import FEEDS
+from mcsdns.source.kube.feeds import FEEDS
 from tests.e2e import peers
 from tests.e2e.cluster import apply
 from tests.helpers import ROOT, addresses, free_port, wait_for

@@ -8,7 +8,7 @@ import pytest
 
 from mcsdns.source.files import SourceError
 from mcsdns.source.kube import KubeSource
-from mcsdns.source.kube_connect import connect
+from mcsdns.source.kube.connect import connect
 
 from .fakeapi import FakeApi
 

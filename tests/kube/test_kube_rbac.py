@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from mcsdns.source.kube_feeds import FEEDS
+from mcsdns.source.kube.feeds import FEEDS
 
 ROOT = Path(__file__).resolve().parents[2]
 READ = ["get", "list", "watch"]

@@ -12,9 +12,9 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError,
 from mcsdns.model.events import Delete, Outage, Recovered, Replace, Upsert
 from mcsdns.model.records import Kind, ServiceImport
 from mcsdns.source.kube import Health
-from mcsdns.source.kube_faults import Fault, NotServed, Unreadable, classify
-from mcsdns.source.kube_feeds import DERIVED_SERVICES, ENDPOINT_SLICES, IMPORTS, MCS_SLICES, SERVICE_IMPORTS
-from mcsdns.source.kube_view import KindView
+from mcsdns.source.kube.faults import Fault, NotServed, Unreadable, classify
+from mcsdns.source.kube.feeds import DERIVED_SERVICES, ENDPOINT_SLICES, IMPORTS, MCS_SLICES, SERVICE_IMPORTS
+from mcsdns.source.kube.view import KindView
 
 
 def imp(name: str, ip: str = "10.0.0.1") -> ServiceImport:

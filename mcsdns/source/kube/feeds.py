@@ -35,8 +35,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model.convert import KARMADA_DERIVED, LABEL_K8S_SERVICE, LABEL_MCS_SERVICE, MCS_GROUP
-from ..model.records import Kind
+from ...model.convert import KARMADA_DERIVED, LABEL_K8S_SERVICE, LABEL_MCS_SERVICE, MCS_GROUP
+from ...model.records import Kind
 
 LABEL_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 IN_TREE_MANAGERS = ("endpointslice-controller.k8s.io", "endpointslicemirroring-controller.k8s.io")

@@ -32,10 +32,10 @@ from typing import Any, Protocol
 from asyncio_throttle import Throttler
 from urllib3.exceptions import ReadTimeoutError
 
-from .kube_api import KubeApi, LineStream, blocking
-from .kube_faults import Fault, Problem, Unreadable, classify, from_status
-from .kube_feeds import Feed
-from .stats import WATCH_EVENT_TYPES, SourceStats
+from .api import KubeApi, LineStream, blocking
+from .faults import Fault, Problem, Unreadable, classify, from_status
+from .feeds import Feed
+from ..stats import WATCH_EVENT_TYPES, SourceStats
 
 log = logging.getLogger(__name__)
 Change = tuple[str, dict]  # ("ADDED" | "MODIFIED" | "DELETED", object)

@@ -23,8 +23,8 @@ from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from kubernetes import client
 
-from .kube_faults import NotServed, Unreadable
-from .kube_feeds import Feed, Resource
+from .faults import NotServed, Unreadable
+from .feeds import Feed, Resource
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from enum import Enum
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError, MaxRetryError, ProtocolError, ReadTimeoutError
 
-from .kube_feeds import MCS_CRD_URL, SERVICE_IMPORTS, Resource
+from .feeds import MCS_CRD_URL, SERVICE_IMPORTS, Resource
 
 
 class Fault(Enum):

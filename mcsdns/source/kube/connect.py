@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
 
-from .files import SourceError
+from ..files import SourceError
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 USER_AGENT = "mcsdns"

@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Iterable
 
-from ..model.convert import convert
-from ..model.events import Delete, Event, Replace, Upsert
-from ..model.records import Kind, Record, Rejected, key_of
-from .kube_feeds import Feed
+from ...model.convert import convert
+from ...model.events import Delete, Event, Replace, Upsert
+from ...model.records import Kind, Record, Rejected, key_of
+from .feeds import Feed
 
 log = logging.getLogger(__name__)
 Key = tuple[Kind, str, str]

@@ -1,6 +1,6 @@
 """The Kubernetes API as a source of zone events (``--source kube``).
 
-One ``Watcher`` per feed (see ``kube_feeds`` for what each producer needs)
+One ``Watcher`` per feed (see ``feeds`` for what each producer needs)
 lists and watches; this module turns what they see into the events the zone
 takes (``Replace`` per (re)list, ``Upsert``/``Delete`` per watch event,
 ``Outage``/``Recovered``) and keeps the operator informed: every distinct
@@ -11,7 +11,7 @@ The zone never empties on an outage: we only ever send ``Outage``, and the
 store keeps answering from what it has. It is ready once every kind we watch
 has listed once (``required``), which is the store's job.
 
-Threads: blocking requests run on worker threads (``kube_api``); everything
+Threads: blocking requests run on worker threads (``api``); everything
 here, and every ``emit``, runs on the event loop thread.
 """
 
@@ -23,15 +23,15 @@ from typing import Callable
 
 from asyncio_throttle import Throttler
 
-from ..model.events import Event, Outage, Recovered
-from ..model.records import Kind, Rejected, Service, ServiceImport
-from .kube_api import KubeApi
-from .kube_connect import connect
-from .kube_faults import Problem
-from .kube_feeds import Feed, feeds_for
-from .kube_view import Intake, KindView
-from .kube_watch import Change, Pacing, Watcher
-from .stats import SourceStats
+from ...model.events import Event, Outage, Recovered
+from ...model.records import Kind, Rejected, Service, ServiceImport
+from .api import KubeApi
+from .connect import connect
+from .faults import Problem
+from .feeds import Feed, feeds_for
+from .view import Intake, KindView
+from .watch import Change, Pacing, Watcher
+from ..stats import SourceStats
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ and we keep it free of address records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model.records import EndpointSlice, Port, Service, ServiceImport
 from .rrset import EMPTY_NON_TERMINAL, SRV, Glue, Labels, Node, RRset, address_rrsets, srv_tail, wire_labels
@@ -35,9 +35,74 @@ from .settings import ZoneSettings
 Names = dict[Labels, Node]
 
 
-@dataclass(frozen=True, slots=True)
 class ServiceEntry:
-    names: Names
+    """The names below one service, built on first use and then kept.
+
+    A 100k-service zone is mostly names nobody asks for: packing every record
+    of every endpoint up front cost ~35 us an endpoint and most of the memory
+    of a large zone (bench/RESULTS.md, "Zone scale and churn"). So an entry
+    holds only its *inputs*, and ``names`` packs them the first time a query
+    (or a scrape) needs them; an entry is immutable in meaning, so the packed
+    form lives as long as the entry, across snapshots, and a change to the
+    service makes a new entry (the old one's packing goes with it).
+
+    Two entries are equal when their inputs are: the store uses that to tell
+    whether DNS sees a change without building anything. Inputs are only what
+    the names are made of (a ClusterSetIP's target; a headless service's
+    slices less their not-ready endpoints), so equal inputs give equal names.
+    """
+
+    __slots__ = ("settings", "imported", "part", "_names", "_records")
+
+    def __init__(self, settings: ZoneSettings, imported: ServiceImport, part: "Target | tuple[EndpointSlice, ...]"):
+        self.settings = settings
+        self.imported = imported
+        self.part = part  # ClusterSetIP: its Target; headless: its slices' ready views
+        self._names: Names | None = None
+        self._records: int | None = None
+
+    @property
+    def names(self) -> Names:
+        names = self._names
+        if names is None:
+            if self.imported.headless:
+                names = _headless_names(self.settings, self.imported, self.part)
+            else:
+                names = _cluster_set_ip_names(self.settings, self.imported, self.part)
+            self._names = names
+        return names
+
+    @property
+    def built(self) -> bool:
+        return self._names is not None
+
+    @property
+    def records(self) -> int:
+        """How many resource records the names hold, counted without packing them
+        (a scrape must not build the whole zone); kept once counted."""
+        if self._records is None:
+            if self.imported.headless:
+                everything, targets = _ready_addresses(self.part), _headless_targets(self.part)
+            else:
+                everything, targets = self.part.addresses, [self.part]
+            pairs = _srv_pairs([t for t in targets if t.addresses])
+            below = sum(len(t.addresses) for t in targets if t.below)
+            self._records = len(everything) + below + sum(len(p) for p in pairs.values())
+        return self._records
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ServiceEntry)
+            and self.imported == other.imported
+            and self.part == other.part
+            and self.settings == other.settings
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        state = "built" if self.built else "unbuilt"
+        return f"ServiceEntry({self.imported.namespace}/{self.imported.name}, {state})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,32 +121,56 @@ def build_service(
     slices: list[EndpointSlice],
     derived: Service | None,
 ) -> ServiceEntry | None:
+    """The service's entry, or None when it has no names at all. Only whether
+    it exists and what it is made of are decided here; see ``ServiceEntry``."""
+    if imported.headless:
+        views = tuple(view for view in map(ready_view, slices) if view is not None)
+        if not views:
+            return None  # spec 2.4.1: no ready endpoint -> NXDOMAIN
+        return ServiceEntry(settings, imported, views)
+    local = local_backends(imported, slices, settings.local_cluster)
+    target = local or Target((), clusterset_ips(imported, slices, derived), imported.ports)
+    if not target.addresses and not imported.ports:
+        return None  # no address and no port: the import is not served (as CoreDNS)
+    return ServiceEntry(settings, imported, target)
+
+
+def ready_view(piece: EndpointSlice) -> EndpointSlice | None:
+    """A slice as DNS sees it: its ready endpoints only (None if it has none).
+    The slice itself when all are ready, so an unchanged slice compares by identity."""
+    endpoints = piece.endpoints
+    for endpoint in endpoints:
+        if not endpoint.ready:
+            ready = tuple(e for e in endpoints if e.ready)
+            return replace(piece, endpoints=ready) if ready else None
+    return piece if endpoints else None
+
+
+def _headless_names(settings: ZoneSettings, imported: ServiceImport, slices: tuple[EndpointSlice, ...]) -> Names:
+    everything = _ready_addresses(slices)  # a slice without its cluster label counts here too
+    return _names(settings, imported, everything, _headless_targets(slices))
+
+
+def _cluster_set_ip_names(settings: ZoneSettings, imported: ServiceImport, target: Target) -> Names:
+    names = _names(settings, imported, target.addresses, [target])
+    if not target.addresses:
+        # Ports but no address yet: the names exist, with nothing to answer
+        # (an SRV target must resolve); NODATA, as CoreDNS answers.
+        for port in (port for port in imported.ports if port.name):
+            _add(names, (b"_" + port.name.encode(), b"_" + port.protocol.encode()), {})
+    return names
+
+
+def _names(settings: ZoneSettings, imported: ServiceImport, everything: tuple[str, ...], targets: list[Target]) -> Names:
     origin, ttl = settings.labels, settings.ttl
     service_labels = (imported.name.encode(), imported.namespace.encode(), b"svc")
-    if imported.headless:
-        everything = _ready_addresses(slices)  # a slice without its cluster label counts here too
-        if not everything:
-            return None  # spec 2.4.1: no ready endpoint -> NXDOMAIN
-        targets = _headless_targets(slices)
-    else:
-        local = local_backends(imported, slices, settings.local_cluster)
-        targets = [local or Target((), clusterset_ips(imported, slices, derived), imported.ports)]
-        everything = targets[0].addresses
     names: Names = {}
     _add(names, (), address_rrsets(everything, ttl))
     for target in targets:
         if target.below:
             _add(names, target.below, address_rrsets(target.addresses, ttl))
     _add_srv(names, origin, service_labels, ttl, [t for t in targets if t.addresses])
-    if not any(node.rrsets for node in names.values()):
-        if imported.ports:
-            # Ports but no address yet: the names exist, with nothing to answer
-            # (an SRV target must resolve); NODATA, as CoreDNS answers.
-            for port in (port for port in imported.ports if port.name):
-                _add(names, (b"_" + port.name.encode(), b"_" + port.protocol.encode()), {})
-            return ServiceEntry(names)
-        return None  # no address and no port: the import is not served (as CoreDNS)
-    return ServiceEntry(names)
+    return names
 
 
 def local_backends(imported: ServiceImport, slices: list[EndpointSlice], cluster: str | None) -> Target | None:
@@ -157,7 +246,8 @@ def dashed(ip: str) -> str:
     return ("0" if label.startswith("-") else "") + label + ("0" if label.endswith("-") else "")
 
 
-def _add_srv(names: Names, origin: Labels, service: Labels, ttl: int, targets: list[Target]) -> None:
+def _srv_pairs(targets: list[Target]) -> dict[Labels, dict[tuple[Labels, int], None]]:
+    """SRV owner -> its distinct (target name, port) pairs, in order."""
     by_owner: dict[Labels, dict[tuple[Labels, int], None]] = {}
     for target in targets:
         below = target.below
@@ -166,7 +256,11 @@ def _add_srv(names: Names, origin: Labels, service: Labels, ttl: int, targets: l
             if port.name:
                 owner = (b"_" + port.name.encode(), b"_" + port.protocol.encode())
                 by_owner.setdefault(owner, {})[(below, port.port)] = None
-    for owner, pairs in by_owner.items():
+    return by_owner
+
+
+def _add_srv(names: Names, origin: Labels, service: Labels, ttl: int, targets: list[Target]) -> None:
+    for owner, pairs in _srv_pairs(targets).items():
         weight = max(1, 100 // len(pairs))
         tails = tuple(srv_tail(ttl, weight, port, below + service + origin) for below, port in pairs)
         glue = tuple(_glue(names, below, service) for below in dict.fromkeys(below for below, _ in pairs))

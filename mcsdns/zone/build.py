@@ -1,9 +1,10 @@
 """One service's records -> the names below ``<svc>.<ns>.svc.<zone>``.
 
-A service is rebuilt alone whenever one of its objects changes, which is what
-keeps zone updates incremental. The result is a plain mapping from the labels
-below the service name (``()`` is the service name itself) to nodes; two builds
-of the same inputs are equal, so the store can tell whether DNS sees a change.
+A service is built alone (see ``entry``: when a query first needs it), from
+its import and its slices' ready views. The result is a plain mapping from the
+labels below the service name (``()`` is the service name itself) to nodes.
+A large headless service is put together from per-slice parts instead
+(``headless``), which gives the same mapping; this module is its definition.
 
 Records follow the MCS DNS specification (KEP-1645 specification.md, 1.0.0):
   ClusterSetIP (2.3): A/AAAA = the clusterset IPs (see ``clusterset_ips`` for
@@ -26,83 +27,13 @@ and we keep it free of address records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..model.records import EndpointSlice, Port, Service, ServiceImport
 from .rrset import EMPTY_NON_TERMINAL, SRV, Glue, Labels, Node, RRset, address_rrsets, srv_tail, wire_labels
 from .settings import ZoneSettings
 
 Names = dict[Labels, Node]
-
-
-class ServiceEntry:
-    """The names below one service, built on first use and then kept.
-
-    A 100k-service zone is mostly names nobody asks for: packing every record
-    of every endpoint up front cost ~35 us an endpoint and most of the memory
-    of a large zone (bench/RESULTS.md, "Zone scale and churn"). So an entry
-    holds only its *inputs*, and ``names`` packs them the first time a query
-    (or a scrape) needs them; an entry is immutable in meaning, so the packed
-    form lives as long as the entry, across snapshots, and a change to the
-    service makes a new entry (the old one's packing goes with it).
-
-    Two entries are equal when their inputs are: the store uses that to tell
-    whether DNS sees a change without building anything. Inputs are only what
-    the names are made of (a ClusterSetIP's target; a headless service's
-    slices less their not-ready endpoints), so equal inputs give equal names.
-    """
-
-    __slots__ = ("settings", "imported", "part", "_names", "_records")
-
-    def __init__(self, settings: ZoneSettings, imported: ServiceImport, part: "Target | tuple[EndpointSlice, ...]"):
-        self.settings = settings
-        self.imported = imported
-        self.part = part  # ClusterSetIP: its Target; headless: its slices' ready views
-        self._names: Names | None = None
-        self._records: int | None = None
-
-    @property
-    def names(self) -> Names:
-        names = self._names
-        if names is None:
-            if self.imported.headless:
-                names = _headless_names(self.settings, self.imported, self.part)
-            else:
-                names = _cluster_set_ip_names(self.settings, self.imported, self.part)
-            self._names = names
-        return names
-
-    @property
-    def built(self) -> bool:
-        return self._names is not None
-
-    @property
-    def records(self) -> int:
-        """How many resource records the names hold, counted without packing them
-        (a scrape must not build the whole zone); kept once counted."""
-        if self._records is None:
-            if self.imported.headless:
-                everything, targets = _ready_addresses(self.part), _headless_targets(self.part)
-            else:
-                everything, targets = self.part.addresses, [self.part]
-            pairs = _srv_pairs([t for t in targets if t.addresses])
-            below = sum(len(t.addresses) for t in targets if t.below)
-            self._records = len(everything) + below + sum(len(p) for p in pairs.values())
-        return self._records
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, ServiceEntry)
-            and self.imported == other.imported
-            and self.part == other.part
-            and self.settings == other.settings
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        state = "built" if self.built else "unbuilt"
-        return f"ServiceEntry({self.imported.namespace}/{self.imported.name}, {state})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,43 +46,14 @@ class Target:
     ports: tuple[Port, ...]
 
 
-def build_service(
-    settings: ZoneSettings,
-    imported: ServiceImport,
-    slices: list[EndpointSlice],
-    derived: Service | None,
-) -> ServiceEntry | None:
-    """The service's entry, or None when it has no names at all. Only whether
-    it exists and what it is made of are decided here; see ``ServiceEntry``."""
-    if imported.headless:
-        views = tuple(view for view in map(ready_view, slices) if view is not None)
-        if not views:
-            return None  # spec 2.4.1: no ready endpoint -> NXDOMAIN
-        return ServiceEntry(settings, imported, views)
-    local = local_backends(imported, slices, settings.local_cluster)
-    target = local or Target((), clusterset_ips(imported, slices, derived), imported.ports)
-    if not target.addresses and not imported.ports:
-        return None  # no address and no port: the import is not served (as CoreDNS)
-    return ServiceEntry(settings, imported, target)
+def headless_names(settings: ZoneSettings, imported: ServiceImport, slices: list[EndpointSlice]) -> Names:
+    """A headless service's names built whole, from its slices' ready views in
+    key order (``headless.assemble`` puts the same together from per-slice parts)."""
+    everything = ready_addresses(slices)  # a slice without its cluster label counts here too
+    return _names(settings, imported, everything, headless_targets(slices))
 
 
-def ready_view(piece: EndpointSlice) -> EndpointSlice | None:
-    """A slice as DNS sees it: its ready endpoints only (None if it has none).
-    The slice itself when all are ready, so an unchanged slice compares by identity."""
-    endpoints = piece.endpoints
-    for endpoint in endpoints:
-        if not endpoint.ready:
-            ready = tuple(e for e in endpoints if e.ready)
-            return replace(piece, endpoints=ready) if ready else None
-    return piece if endpoints else None
-
-
-def _headless_names(settings: ZoneSettings, imported: ServiceImport, slices: tuple[EndpointSlice, ...]) -> Names:
-    everything = _ready_addresses(slices)  # a slice without its cluster label counts here too
-    return _names(settings, imported, everything, _headless_targets(slices))
-
-
-def _cluster_set_ip_names(settings: ZoneSettings, imported: ServiceImport, target: Target) -> Names:
+def cluster_set_ip_names(settings: ZoneSettings, imported: ServiceImport, target: Target) -> Names:
     names = _names(settings, imported, target.addresses, [target])
     if not target.addresses:
         # Ports but no address yet: the names exist, with nothing to answer
@@ -186,7 +88,7 @@ def local_backends(imported: ServiceImport, slices: list[EndpointSlice], cluster
     if cluster is None:
         return None
     local = [piece for piece in slices if piece.cluster == cluster and any(e.ready for e in piece.endpoints)]
-    addresses = _ready_addresses(local)
+    addresses = ready_addresses(local)
     if not addresses:
         return None
     ports = []
@@ -198,7 +100,7 @@ def local_backends(imported: ServiceImport, slices: list[EndpointSlice], cluster
     return Target((), addresses, tuple(ports))
 
 
-def _ready_addresses(slices) -> tuple[str, ...]:
+def ready_addresses(slices) -> tuple[str, ...]:
     ready = (ip for piece in slices for endpoint in piece.endpoints if endpoint.ready for ip in endpoint.addresses)
     return tuple(dict.fromkeys(ready))
 
@@ -213,13 +115,17 @@ def clusterset_ips(imported: ServiceImport, slices: list[EndpointSlice], derived
         return imported.ips
     if derived is not None and derived.cluster_ips:
         return derived.cluster_ips
-    return _ready_addresses(piece for piece in slices if piece.service_ip)
+    return ready_addresses(piece for piece in slices if piece.service_ip)
 
 
-def _headless_targets(slices: list[EndpointSlice]) -> list[Target]:
+def headless_targets(slices: list[EndpointSlice]) -> list[Target]:
     """Ready endpoints by name, each with its own slice's ports; one name gathers
     an endpoint's IPv4 and IPv6 slices. A slice without a cluster id gives no
-    names (nothing to put in them); its addresses count at the service name."""
+    names (nothing to put in them); its addresses count at the service name.
+
+    In order of first appearance, slices by (cluster, family, name), endpoints
+    as their slice lists them: the order of the SRV records, which is also
+    what putting per-slice parts end to end gives (``headless.assemble``)."""
     by_name: dict[Labels, tuple[list[str], list[Port]]] = {}
     for piece in sorted(slices, key=lambda s: (s.cluster, s.family, s.name)):
         if not piece.cluster:
@@ -236,7 +142,7 @@ def _headless_targets(slices: list[EndpointSlice]) -> list[Target]:
                 ports.extend(piece.ports)
     return [
         Target(below, tuple(dict.fromkeys(ips)), tuple(dict.fromkeys(ports)))
-        for below, (ips, ports) in sorted(by_name.items())
+        for below, (ips, ports) in by_name.items()
     ]
 
 
@@ -246,7 +152,7 @@ def dashed(ip: str) -> str:
     return ("0" if label.startswith("-") else "") + label + ("0" if label.endswith("-") else "")
 
 
-def _srv_pairs(targets: list[Target]) -> dict[Labels, dict[tuple[Labels, int], None]]:
+def srv_pairs(targets: list[Target]) -> dict[Labels, dict[tuple[Labels, int], None]]:
     """SRV owner -> its distinct (target name, port) pairs, in order."""
     by_owner: dict[Labels, dict[tuple[Labels, int], None]] = {}
     for target in targets:
@@ -260,7 +166,7 @@ def _srv_pairs(targets: list[Target]) -> dict[Labels, dict[tuple[Labels, int], N
 
 
 def _add_srv(names: Names, origin: Labels, service: Labels, ttl: int, targets: list[Target]) -> None:
-    for owner, pairs in _srv_pairs(targets).items():
+    for owner, pairs in srv_pairs(targets).items():
         weight = max(1, 100 // len(pairs))
         tails = tuple(srv_tail(ttl, weight, port, below + service + origin) for below, port in pairs)
         glue = tuple(_glue(names, below, service) for below in dict.fromkeys(below for below, _ in pairs))

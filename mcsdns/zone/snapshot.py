@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import dnslib
 import immutables
 
-from .build import ServiceEntry
+from .entry import ServiceEntry
 from .rrset import EMPTY_NON_TERMINAL, NS, SOA, TXT, Glue, Labels, Node, RRset, address_rrsets, tail, wire_labels
 from .settings import ZoneSettings
 

@@ -92,15 +92,15 @@ class Session:
         self.health = Health()
         self._synced = False
 
-    def listed(self, feed: Feed, objects: list[dict], version: str) -> None:
-        intake, records, seen = self.intakes[feed.name], {}, set()
-        for obj in objects:
-            key, record = intake.record(obj, feed.resource.api_version(version))
-            if key is not None:
-                seen.add(key)
-            if record is not None:
-                records[key] = record
-        intake.relisted(seen)
+    def page(self, feed: Feed, objects: list[dict], version: str) -> list:
+        """One page of a list, converted as it arrives: (key, record or None) pairs."""
+        intake, api_version = self.intakes[feed.name], feed.resource.api_version(version)
+        return [pair for pair in (intake.record(obj, api_version) for obj in objects) if pair[0] is not None]
+
+    def listed(self, feed: Feed, kept: list, version: str) -> None:
+        intake = self.intakes[feed.name]
+        records = {key: record for key, record in kept if record is not None}
+        intake.relisted({key for key, _ in kept})
         self._send(self.views[feed.kind].replace(feed.name, records))
         if not self._synced and all(view.complete for view in self.views.values()):
             self._synced = True

@@ -47,7 +47,9 @@ SETTLED = 5.0  # seconds: a watch that stayed open this long was healthy, whatev
 class Sink(Protocol):
     """Where a watcher reports; called on the event loop thread only."""
 
-    def listed(self, feed: Feed, objects: list[dict], version: str) -> None: ...
+    def page(self, feed: Feed, objects: list[dict], version: str) -> list: ...
+
+    def listed(self, feed: Feed, kept: list, version: str) -> None: ...
 
     def changed(self, feed: Feed, changes: list[Change]) -> None: ...
 
@@ -134,7 +136,9 @@ class Watcher:
             items, meta = page.get("items"), page.get("metadata")
             if not isinstance(items or [], list) or not isinstance(meta, dict):
                 raise Unreadable(f"a {self.feed.resource.plural} list without items or metadata")
-            objects.extend(item for item in items or [] if _wanted(self.feed, item))  # keep only ours, page by page
+            # Keep only ours, page by page, in the form the sink keeps (records,
+            # not JSON: a list of a million endpoints never sits in memory as dicts).
+            objects.extend(self.sink.page(self.feed, [i for i in items or [] if _wanted(self.feed, i)], self.version))
             token = meta.get("continue")
             if not token:
                 break

@@ -1,0 +1,115 @@
+"""What one changed endpoint costs, against the size of its service.
+
+    python bench/churn.py [--sizes 100,1000,5000] [--events 200]
+
+One headless service of N ready endpoints in EndpointSlices of 100 (as the
+EndpointSlice controller cuts them), in a zone with 1,000 other services;
+one endpoint of one slice flaps (not ready, ready again), event after event.
+Per event, in microseconds (median and p99 over ``--events``):
+
+  convert   the API object (a dict, as a watch delivers it) -> a record
+  apply     the store takes the Upsert and publishes a snapshot
+  answer    the first answer for the service's name after the change (A,
+            then SRV over TCP): what the new snapshot packs on first use
+  whole     for comparison: the same names built whole (build.headless_names),
+            which is what every change cost before per-slice parts
+
+Not a test: it prints numbers for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import dns.message
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mcsdns.engine.respond import Responder  # noqa: E402
+from mcsdns.model.convert import convert  # noqa: E402
+from mcsdns.model.events import Replace, Upsert  # noqa: E402
+from mcsdns.model.records import Kind  # noqa: E402
+from mcsdns.zone.build import headless_names  # noqa: E402
+from mcsdns.zone.settings import ZoneSettings  # noqa: E402
+from mcsdns.zone.store import ZoneStore  # noqa: E402
+
+PER_SLICE = 100
+NAME = "big.ns.svc.clusterset.local."
+
+
+def service_import(name: str, headless: bool) -> dict:
+    spec = {"type": "Headless"} if headless else {"type": "ClusterSetIP", "ips": ["10.1.0.1"]}
+    return {"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport",
+            "metadata": {"name": name, "namespace": "ns"}, "spec": {**spec, "ports": [{"name": "http", "port": 80}]}}
+
+
+def endpoint_slice(index: int, first: int, count: int, flapped: bool = False) -> dict:
+    endpoints = [{"addresses": [f"10.{2 + n // 65536}.{n // 256 % 256}.{n % 256}"], "conditions": {"ready": True}}
+                 for n in range(first, first + count)]
+    if flapped:
+        endpoints[0]["conditions"]["ready"] = False
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": f"big-{index}", "namespace": "ns",
+                         "labels": {"multicluster.kubernetes.io/service-name": "big",
+                                    "multicluster.kubernetes.io/source-cluster": f"c{index % 2}"}},
+            "ports": [{"name": "http", "protocol": "TCP", "port": 8080}], "endpoints": endpoints}
+
+
+def measure(size: int, events: int) -> dict[str, list[float]]:
+    store = ZoneStore(ZoneSettings(), 1)
+    imports = [service_import("big", True)] + [service_import(f"other-{i}", False) for i in range(1000)]
+    slices = [endpoint_slice(i, first, min(PER_SLICE, size - first)) for i, first in enumerate(range(0, size, PER_SLICE))]
+    store.apply([Replace(Kind.SERVICE_IMPORT, tuple(map(convert, imports))),
+                 Replace(Kind.ENDPOINT_SLICE, tuple(map(convert, slices))), Replace(Kind.SERVICE, ())])
+    responder = Responder()
+    queries = [dns.message.make_query(NAME, qtype).to_wire() for qtype in ("A", "SRV")]
+    for query in queries:
+        responder.respond(query, store.snapshot, udp=False)  # pack it once, as a query would
+    timings: dict[str, list[float]] = {"convert": [], "apply": [], "answer": [], "whole": []}
+    target = len(slices) // 2
+    for event in range(events):
+        obj = endpoint_slice(target, target * PER_SLICE, min(PER_SLICE, size - target * PER_SLICE), event % 2 == 0)
+        t0 = time.perf_counter()
+        record = convert(obj)
+        t1 = time.perf_counter()
+        store.apply([Upsert(record)])
+        t2 = time.perf_counter()
+        for query in queries:
+            responder.respond(query, store.snapshot, udp=False)
+        t3 = time.perf_counter()
+        entry = store.snapshot.services[(b"ns", b"big")]
+        headless_names(store.settings, entry.imported, [view.slice for view in entry.part])
+        t4 = time.perf_counter()
+        for name, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            timings[name].append(seconds * 1e6)
+    return timings
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000,5000")
+    parser.add_argument("--events", type=int, default=200)
+    args = parser.parse_args()
+    print("# one endpoint flapping in a headless service of N endpoints (slices of 100); us per event, median / p99")
+    print(f"{'N':>6} {'convert':>14} {'apply':>14} {'answer':>14} {'event total':>14} {'whole build':>16}")
+    for size in map(int, args.sizes.split(",")):
+        t = measure(size, args.events)
+        total = [c + a + q for c, a, q in zip(t["convert"], t["apply"], t["answer"])]
+        cells = [f"{statistics.median(v):>6.0f} / {p99(v):<5.0f}" for v in (t["convert"], t["apply"], t["answer"], total)]
+        print(f"{size:>6} {' '.join(cells)} {statistics.median(t['whole']):>8.0f} / {p99(t['whole']):<6.0f}")
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,6 +14,13 @@ Per event, in microseconds (median and p99 over ``--events``):
   whole     for comparison: the same names built whole (build.headless_names),
             which is what every change cost before per-slice parts
 
+With ``--live WORKDIR`` (the apiserver data bench/kubescale.py left there,
+e.g. 100k imports + 1M endpoints): starts that apiserver and mcsdns
+``--source kube``, then alternates ``--seconds`` of dnsperf over UDP with
+no writes (idle) and with ``--rate`` EndpointSlice writes a second (one
+endpoint of a random headless slice flips its ready condition, JSON patch),
+and prints queries/s of each and their ratio.
+
 Not a test: it prints numbers for bench/RESULTS.md.
 """
 
@@ -29,6 +36,7 @@ from pathlib import Path
 import dns.message
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mcsdns.engine.respond import Responder  # noqa: E402
 from mcsdns.model.convert import convert  # noqa: E402
@@ -95,11 +103,105 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
+def live(args) -> int:
+    import json
+    import http.client
+    import random
+    import ssl
+    import tempfile
+    import threading
+
+    from tests.e2e import peers
+    from tests.e2e.cluster import RBAC, apply_manifest
+    from tests.helpers import Server
+    from live import cpu_seconds, dnsperf
+    from kubescale import list_all
+
+    services, headless = args.services, range(0, args.services, 10)  # zonegen's 10% headless: every 10th
+    names = []
+    for i in random.Random(2).sample(range(services), 100):
+        zone = f"ns-{i % 100}.svc.clusterset.local"
+        h = i - i % 10
+        names += [f"svc-{i + (i % 10 == 0)}.{zone} A", f"_http._tcp.svc-{i + (i % 10 == 0)}.{zone} SRV",
+                  f"nope-{i}.{zone} A", f"svc-{h}.ns-{h % 100}.svc.clusterset.local AAAA",
+                  f"svc-{h}.ns-{h % 100}.svc.clusterset.local A"]
+    paths = peers.build()
+    with peers.KubeAPIServer(paths, workdir=args.live / "apiserver", start_timeout=300) as api, \
+            tempfile.NamedTemporaryFile("w", suffix=".txt") as queries:
+        queries.write("\n".join(names) + "\n")
+        queries.flush()
+        for path in ("/apis/multicluster.x-k8s.io/v1beta1/serviceimports", "/apis/discovery.k8s.io/v1/endpointslices"):
+            list_all(api, path)  # warm its caches, as a running cluster's are
+        apply_manifest(api, RBAC)
+        kubeconfig = api.service_account_kubeconfig("mcsdns", "mcsdns", args.live / "mcsdns.kubeconfig")
+        server = Server("kube", "--kubeconfig", str(kubeconfig), "--log-level", "warning").wait_ready(timeout=600)
+        context = ssl.create_default_context(cafile=str(api.ca_path))
+        headers = {"Authorization": f"Bearer {api.admin_token}", "Content-Type": "application/json-patch+json"}
+        writes, failures, stop = [0], [0], threading.Event()
+
+        def writer(offset: int, threads: int) -> None:
+            rng, connection = random.Random(offset), http.client.HTTPSConnection("127.0.0.1", api.port, context=context)
+            started, n = time.perf_counter(), offset
+            while not stop.is_set():
+                delay = started + n / args.rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                i = rng.choice(headless)
+                path = (f"/apis/discovery.k8s.io/v1/namespaces/ns-{i % 100}/endpointslices/"
+                        f"svc-{i}-cluster-{rng.randrange(2)}-0")
+                body = json.dumps([{"op": "replace", "path": "/endpoints/0/conditions/ready", "value": n % 2 == 1}])
+                connection.request("PATCH", path, body, headers)
+                response = connection.getresponse()
+                response.read()
+                writes[0] += 1
+                failures[0] += response.status != 200
+                n += threads
+
+        try:
+            print(f"# {services} imports in the apiserver; dnsperf -c 4 -q 200 for {args.seconds}s per phase; "
+                  f"churn: {args.rate} EndpointSlice writes/s")
+            ratios = []
+            pid = server.process.pid
+            for round_ in range(args.rounds):
+                cpu = cpu_seconds(pid)
+                idle = dnsperf(server.port, args.seconds, 4, Path(queries.name))
+                idle_cpu, cpu = cpu_seconds(pid) - cpu, cpu_seconds(pid)
+                stop.clear()
+                writes[0] = failures[0] = 0
+                threads = [threading.Thread(target=writer, args=(k, 8), daemon=True) for k in range(8)]
+                for thread in threads:
+                    thread.start()
+                before = time.perf_counter()
+                churned = dnsperf(server.port, args.seconds, 4, Path(queries.name))
+                rate = writes[0] / (time.perf_counter() - before)
+                churn_cpu = cpu_seconds(pid) - cpu
+                stop.set()
+                for thread in threads:
+                    thread.join()
+                ratios.append(churned["qps"] / idle["qps"])
+                print(f"round {round_ + 1}: idle {idle['qps']:,.0f} q/s (lost {idle['lost']:.0f}); under churn "
+                      f"{churned['qps']:,.0f} q/s (lost {churned['lost']:.0f}) at {rate:.0f} writes/s "
+                      f"({failures[0]} failed): {ratios[-1]:.0%} of idle; mcsdns CPU "
+                      f"{idle_cpu / args.seconds:.0%} -> {churn_cpu / args.seconds:.0%} of a core, "
+                      f"{idle_cpu / idle['completed'] * 1e6:.1f} -> {churn_cpu / churned['completed'] * 1e6:.1f} us/query")
+        finally:
+            server.stop()
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,5000")
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--live", type=Path, help="apiserver workdir of bench/kubescale.py: measure UDP under churn")
+    parser.add_argument("--services", type=int, default=100_000, help="--live: imports kubescale created")
+    parser.add_argument("--rate", type=float, default=100.0, help="--live: EndpointSlice writes a second")
+    parser.add_argument("--seconds", type=int, default=10, help="--live: dnsperf seconds per phase")
+    parser.add_argument("--rounds", type=int, default=2, help="--live: idle/churn pairs")
     args = parser.parse_args()
+    if args.live:
+        return live(args)
     print("# one endpoint flapping in a headless service of N endpoints (slices of 100); us per event, median / p99")
     print(f"{'N':>6} {'convert':>14} {'apply':>14} {'answer':>14} {'event total':>14} {'whole build':>16}")
     for size in map(int, args.sizes.split(",")):

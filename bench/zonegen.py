@@ -100,7 +100,8 @@ def write(out: Path, items, fmt: str) -> tuple[int, int]:
         else:
             import yaml
 
-            path.write_text(yaml.safe_dump(document, sort_keys=False))
+            dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: minutes faster at 1M endpoints
+            path.write_text(yaml.dump(document, Dumper=dumper, sort_keys=False))
         files += 1
 
     for item in items:

@@ -132,6 +132,7 @@ CHANGES = [
     ("the twin goes", [Delete(Kind.ENDPOINT_SLICE, NS, "s6")]),
     ("a slice moves to another service", [Upsert(piece("s3", many("s3", 5, base=3), cluster="west", ports=(("metrics", 9),),
                                                      service="other"))]),
+    ("a slice changes cluster", [Upsert(piece("s2", many("s2", 100, base=2), cluster="north"))]),
     ("a slice goes", [Delete(Kind.ENDPOINT_SLICE, NS, "s0")]),
     ("every endpoint of a slice stops being ready", [Upsert(piece("s1", many("s1", 99, base=1, ready=False)))]),
     ("the import goes", [Delete(Kind.SERVICE_IMPORT, NS, SVC)]),

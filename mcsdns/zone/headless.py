@@ -68,24 +68,28 @@ class Part:
     """What one slice's ready endpoints add to their service's names.
 
     ``targets`` are its per-endpoint names in order, each with its node, glue
-    and SRV target name (``pieces``, reused by the next version of the slice);
+    and SRV target name (``pieces``: by endpoint, reused by the next version
+    of the slice, as are the address records, ``tails``);
     ``clash`` says two of its endpoints make one name (then the service is
     built whole)."""
 
-    __slots__ = ("service", "a", "aaaa", "nodes", "ents", "glue", "owners", "targets", "pieces", "clash", "_srv")
+    __slots__ = ("scope", "tails", "a", "aaaa", "nodes", "ents", "glue", "owners", "targets", "pieces", "clash", "_srv")
 
     def __init__(self, settings: ZoneSettings, service: Labels, piece: EndpointSlice, old: "Part | None") -> None:
         ttl = settings.ttl
-        self.service = service
-        tails: dict[str, bytes] = {}
+        self.scope = (service, piece.cluster)  # what every packed name depends on besides the endpoint
+        fits = old is not None and old.scope == self.scope
+        known = old.tails if fits else {}
+        self.tails: dict[str, bytes] = {}
         for endpoint in piece.endpoints:
             for ip in endpoint.addresses:
-                if ip not in tails:
-                    tails[ip] = address_tail(ip, ttl)
-        self.a = tuple(tail for ip, tail in tails.items() if ":" not in ip)
-        self.aaaa = tuple(tail for ip, tail in tails.items() if ":" in ip)
+                if ip not in self.tails:
+                    self.tails[ip] = known.get(ip) or address_tail(ip, ttl)
+        self.a = tuple(tail for ip, tail in self.tails.items() if ":" not in ip)
+        self.aaaa = tuple(tail for ip, tail in self.tails.items() if ":" in ip)
         self.nodes: Names = {}
-        self.pieces: dict[tuple, tuple[Node, Glue, bytes]] = {}
+        # (hostname, addresses) of an endpoint -> its names, each (below, (node, glue, SRV target name))
+        self.pieces: dict[tuple, tuple] = {}
         self.targets: list[bytes] = []  # SRV target names, wire form
         self.clash = False
         self._srv: dict[tuple[Labels, int], tuple[bytes, ...]] = {}
@@ -94,21 +98,23 @@ class Part:
             return  # addresses for the service name only (build.headless_targets)
         cluster = tuple(label.encode() for label in piece.cluster.split("."))
         self.ents = tuple(cluster[cut:] for cut in range(len(cluster)))
-        suffix, origin = service, settings.labels
-        reuse = old.pieces if old is not None and old.service == service else {}  # names include the service
+        origin = settings.labels
+        reuse = old.pieces if fits else {}
         glue = []
         for endpoint in piece.endpoints:
-            if endpoint.hostname:
-                named = [((endpoint.hostname.encode(), *cluster), tuple(dict.fromkeys(endpoint.addresses)))]
-            else:
-                named = [((dashed(ip).encode(), *cluster), (ip,)) for ip in endpoint.addresses]
-            for below, addresses in named:
+            key = (endpoint.hostname, endpoint.addresses)
+            named = reuse.get(key)
+            if named is None:
+                if endpoint.hostname:
+                    found = [((endpoint.hostname.encode(), *cluster), tuple(dict.fromkeys(endpoint.addresses)))]
+                else:
+                    found = [((dashed(ip).encode(), *cluster), (ip,)) for ip in endpoint.addresses]
+                named = tuple((below, _pack(below, ips, self.tails, service, origin)) for below, ips in found)
+            self.pieces[key] = named
+            for below, packed in named:
                 if below in self.nodes:
                     self.clash = True
                     continue
-                key = (below, addresses)
-                packed = reuse.get(key) or _pack(below, addresses, tails, suffix, origin)
-                self.pieces[key] = packed
                 self.nodes[below] = packed[0]
                 glue.append(packed[1])
                 self.targets.append(packed[2])

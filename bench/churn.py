@@ -141,7 +141,7 @@ def live(args) -> int:
         server = Server("kube", "--kubeconfig", str(kubeconfig), "--log-level", "warning").wait_ready(timeout=600)
         context = ssl.create_default_context(cafile=str(api.ca_path))
         headers = {"Authorization": f"Bearer {api.admin_token}", "Content-Type": "application/json-patch+json"}
-        writes, failures, stop = [0], [0], threading.Event()
+        writes, failures, stop, ready = [0], [0], threading.Event(), {}
 
         def writer(offset: int, threads: int) -> None:
             rng, connection = random.Random(offset), http.client.HTTPSConnection("127.0.0.1", api.port, context=context)
@@ -153,7 +153,8 @@ def live(args) -> int:
                 i = rng.choice(headless)
                 path = (f"/apis/discovery.k8s.io/v1/namespaces/ns-{i % 100}/endpointslices/"
                         f"svc-{i}-cluster-{rng.randrange(2)}-0")
-                body = json.dumps([{"op": "replace", "path": "/endpoints/0/conditions/ready", "value": n % 2 == 1}])
+                ready[path] = not ready.get(path, True)  # a flip every time: a no-op patch sends no event
+                body = json.dumps([{"op": "replace", "path": "/endpoints/0/conditions/ready", "value": ready[path]}])
                 connection.request("PATCH", path, body, headers)
                 response = connection.getresponse()
                 response.read()

@@ -63,6 +63,9 @@ def time_until(port: int, direct: int, check, limit: float = 30.0) -> tuple[floa
         time.sleep(0.002)
 
 
+FLIPPED: dict[str, bool] = {}  # slice -> the ready value last written to its first endpoint
+
+
 def churn(api: peers.KubeAPIServer, rate: float, stop: threading.Event, counts: list[int], offset: int) -> None:
     """Flip one endpoint's ready condition in one of 50 slices, ``rate`` times a second."""
     context = ssl.create_default_context(cafile=str(api.ca_path))
@@ -72,9 +75,11 @@ def churn(api: peers.KubeAPIServer, rate: float, stop: threading.Event, counts: 
     while not stop.is_set():
         time.sleep(max(0.0, started + n / rate - time.perf_counter()))
         n += 1
-        body = json.dumps([{"op": "replace", "path": "/endpoints/0/conditions/ready", "value": n % 2 == 1}])
-        connection.request("PATCH", f"/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices/"
-                           f"flap-{(n * 4 + offset) % 50}", body, headers)
+        name = f"flap-{(n * 4 + offset) % 50}"
+        FLIPPED[name] = not FLIPPED.get(name, True)  # a flip every time: a no-op patch sends no event
+        body = json.dumps([{"op": "replace", "path": "/endpoints/0/conditions/ready", "value": FLIPPED[name]}])
+        connection.request("PATCH", f"/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices/{name}",
+                           body, headers)
         response = connection.getresponse()
         response.read()
         counts[0] += 1

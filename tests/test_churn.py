@@ -182,3 +182,21 @@ def test_canonical_ipv4_fast_path_agrees_with_ipaddress(text):
     except ValueError:
         canonical = False
     assert conversion._is_canonical_v4(text) == canonical
+
+
+def test_no_cyclic_gc_while_loading_then_frozen_and_back_on():
+    import gc
+
+    from mcsdns.heap import LoadPhase
+
+    load = LoadPhase()
+    try:
+        load.begin()
+        assert not gc.isenabled()
+        load.end()
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        load.end()  # the timer's call after the first sync changes nothing
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()

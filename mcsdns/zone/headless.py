@@ -176,22 +176,27 @@ def assemble(settings: ZoneSettings, imported: ServiceImport, views: tuple[Slice
         )
         if found
     }
-    owners = dict.fromkeys(owner for part in ordered for owner in part.owners)
-    for owner in owners:
-        having = [part for part in ordered if owner in part.owners]
-        weight = max(1, 100 // sum(part.pairs(owner) for part in having))
-        tails = tuple(chain.from_iterable(part.srv(owner, weight, ttl) for part in having))
-        glue = tuple(chain.from_iterable(part.glue for part in having))
+    for owner, rrset in _srv_rrsets(ordered, ttl):
         if owner:
-            names[owner] = Node({SRV: RRset(SRV, tails, glue)})
+            names[owner] = Node({SRV: rrset})
             names.setdefault(owner[1:], EMPTY_NON_TERMINAL)
         else:
-            top[SRV] = RRset(SRV, tails, glue)
+            top[SRV] = rrset
     names[()] = Node(top)
     for part in ordered:
         for ent in part.ents:
             names.setdefault(ent, EMPTY_NON_TERMINAL)
     return names
+
+
+def _srv_rrsets(ordered: list[Part], ttl: int):
+    """(owner, SRV RRset) for each SRV name: the parts' records end to end, with
+    the weight of the whole set (build._add_srv: 100 split over its pairs)."""
+    for owner in dict.fromkeys(owner for part in ordered for owner in part.owners):
+        having = [part for part in ordered if owner in part.owners]
+        weight = max(1, 100 // sum(part.pairs(owner) for part in having))
+        tails = tuple(chain.from_iterable(part.srv(owner, weight, ttl) for part in having))
+        yield owner, RRset(SRV, tails, tuple(chain.from_iterable(part.glue for part in having)))
 
 
 def _target_order(pair: tuple[SliceView, Part]):

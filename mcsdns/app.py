@@ -86,6 +86,10 @@ class App:
     def answer(self, message: bytes, udp: bool) -> tuple[bytes | None, int]:
         return self.responder.answer(message, self.store.snapshot, udp)
 
+    def udp_hits(self) -> dict[bytes, tuple[bytes, int]]:
+        """The response cache's UDP entries for the zone as it is now (see ``engine.cache``)."""
+        return self.responder.udp_hits(self.store.snapshot)
+
     def readiness(self) -> tuple[bool, str]:
         """(ready, the /readyz body): not ready while draining or before the first
         full sync; an outage after it keeps serving the last good zone, so ready."""
@@ -135,7 +139,7 @@ class App:
             raise StartupError(str(error)) from None
         for host, port in self.config.listen:
             try:
-                udp = UdpServer(bind_udp(host, port), self.answer)
+                udp = UdpServer(bind_udp(host, port), self.answer, self.udp_hits, self.config.udp_batch)
                 tcp = TcpServer(self.answer, self.config.tcp_idle_timeout, self.config.tcp_max_connections, host)
                 await tcp.start(host, port)
             except OSError as error:

@@ -49,6 +49,8 @@ _FLAGS = [
     ("--producer", "NAME", "with --source kube: auto, standard, karmada or lighthouse (default auto)"),
     ("--local-first", "BOOL", "answer ClusterSetIP names with this cluster's backends while it has ready ones"),
     ("--ns-address", "IP[,IP]", "addresses of ns.dns.<zone>, the server the apex NS names (e.g. the pod IP)"),
+    ("--udp-batch", "BOOL", "read and answer UDP in batches (recvmmsg/sendmmsg, Linux); false: a call per datagram (default true)"),
+    ("--workers", "N", "processes answering on the same port (SO_REUSEPORT), each with its own zone (default 1)"),
 ]
 
 
@@ -125,6 +127,8 @@ def config_from(argv: list[str], environ: dict[str, str]) -> Config:
         "--producer": ("producer", lambda v: choice(v.lower(), "--producer", PRODUCERS)),
         "--local-first": ("local_first", lambda v: parse_flag(v, "--local-first")),
         "--ns-address": ("ns_address", lambda v: parse_ips(v, "--ns-address")),
+        "--udp-batch": ("udp_batch", lambda v: parse_flag(v, "--udp-batch")),
+        "--workers": ("workers", lambda v: bounded(v, "--workers", 1, 256)),
     }
     for flag, (field, convert) in converters.items():
         if raw[flag] is not None:

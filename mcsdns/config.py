@@ -45,6 +45,8 @@ class Config:
     producer: str = "auto"
     local_first: bool = False
     ns_address: tuple[str, ...] = ()
+    udp_batch: bool = True
+    workers: int = 1
 
 
 def parse_address(text: str, what: str) -> Address:

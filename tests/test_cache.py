@@ -54,7 +54,7 @@ def test_bounded():
     cache = ResponseCache(Responder(), max_entries=10)
     for index in range(25):
         cache.respond(wire(f"n{index}.shop.svc.clusterset.local.", "A", 0, 1), store.snapshot)
-        assert len(cache._entries) <= 10
+        assert len(cache) <= 10
 
 
 def test_bounded_in_bytes():
@@ -63,4 +63,4 @@ def test_bounded_in_bytes():
     for index in range(20):  # 1.6 kB answers over TCP
         query = dns.message.make_query("big.data.svc.clusterset.local.", "A", use_edns=0, payload=1232 + index)
         cache.respond(query.to_wire(), store.snapshot, udp=False)
-        assert cache._bytes <= 4000 and len(cache._entries) <= 2
+        assert cache._bytes <= 4000 and len(cache) <= 2

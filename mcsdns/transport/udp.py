@@ -20,6 +20,7 @@ import socket
 from time import perf_counter
 from typing import Callable
 
+from . import batch as batching
 from .stats import TransportStats
 
 log = logging.getLogger(__name__)
@@ -61,21 +62,36 @@ def _grow_receive_buffer(sock: socket.socket) -> None:
                     "raise the sysctl net.core.rmem_max", granted // 1024, RECEIVE_BUFFER // 1024)
 
 
+def _no_hits() -> dict:
+    return {}
+
+
 def family_label(host: str) -> int:
     """CoreDNS's ``family`` label: 1 for IPv4, 2 for IPv6."""
     return 2 if ":" in host else 1
 
 
+Hits = Callable[[], "dict[bytes, tuple[bytes, int]]"]  # () -> the cache's UDP entries now (ResponseCache.udp_hits)
+
+
 class UdpServer:
-    def __init__(self, sock: socket.socket, handler: Handler) -> None:
+    """``hits``, when given, is asked once per wakeup for the response cache's UDP
+    entries, and a hit is answered from them without calling ``handler``.
+    ``batch`` reads and answers with recvmmsg/sendmmsg (``batch.py``) where the
+    system has them."""
+
+    def __init__(self, sock: socket.socket, handler: Handler, hits: Hits | None = None, batch: bool = False) -> None:
         self.sock = sock
         self.handler = handler
+        self.hits = hits or _no_hits
         self.stats = TransportStats("udp", 2 if sock.family == socket.AF_INET6 else 1)
+        self.batched = batch and batching.available()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self.sock.fileno(), self._drain)
+        reader = batching.BatchDrain(self.sock, self.handler, self.hits, self.stats) if self.batched else self._drain
+        self._loop.add_reader(self.sock.fileno(), reader)
 
     def close(self) -> None:
         if self._loop is not None:
@@ -84,6 +100,7 @@ class UdpServer:
 
     def _drain(self) -> None:
         recvfrom, sendto, handler = self.sock.recvfrom, self.sock.sendto, self.handler
+        hits = self.hits().get  # the zone cannot change during this call: it changes on this thread
         stats = self.stats
         tallies, received, skipped = stats.tallies, BURST, 0
         started = perf_counter()
@@ -98,6 +115,11 @@ class UdpServer:
                 skipped += 1
                 continue
             try:
+                hit = hits(message[2:])
+                if hit is not None:
+                    sendto(message[:2] + hit[0], peer)
+                    tallies[hit[1]] += 1
+                    continue
                 response, tally = handler(message, True)
                 if response is None:
                     stats.dropped += 1

@@ -53,8 +53,17 @@ def make_source(config: Config, rejected: Callable[[Rejected], None]):
 
 
 class App:
-    def __init__(self, config: Config) -> None:
+    """``worker``: one of ``--workers N`` (see ``workers``): share the DNS port
+    (SO_REUSEPORT); ``join_when_ready``: bind it only after the first full sync,
+    so a restarted worker never answers SERVFAIL beside ready ones."""
+
+    def __init__(
+        self, config: Config, worker: bool = False, join_when_ready: bool = False, serial: int | None = None
+    ) -> None:
         self.config = config
+        self.worker = worker
+        self.join_when_ready = join_when_ready
+        self._synced = asyncio.Event()
         self.rejected: Counter = Counter()  # (kind, field) -> objects, for the metrics
         self.partial: Counter = Counter()  # (kind, field) -> objects kept with a part left out
         self.source = make_source(config, self._rejected)
@@ -65,8 +74,10 @@ class App:
             local_cluster=config.cluster_id if config.local_first else None,
             ns_addresses=config.ns_address,
         )
-        # Start the serial at the clock so a restart never goes backwards (RFC 1982).
-        self.store = ZoneStore(settings, int(time.time()), self.source.required, on_publish=self._published)
+        # Start the serial at the clock so a restart never goes backwards (RFC 1982); workers
+        # started together get their parent's clock, so they start at the same serial.
+        serial = int(time.time()) if serial is None else serial
+        self.store = ZoneStore(settings, serial, self.source.required, on_publish=self._published)
         self.responder = ResponseCache(Responder(config.max_udp_payload))
         self.observed = Observed(
             snapshot=lambda: self.store.snapshot,
@@ -116,6 +127,8 @@ class App:
         old, self._last = self._last, snapshot
         if snapshot.serial != old.serial or self.observed.changed_at is None:
             self.observed.changed_at = time.monotonic()
+        if snapshot.ready:
+            self._synced.set()
         if snapshot.ready and not old.ready:
             log.info(
                 "first full sync: serving %d services, serial %d", len(snapshot.services), snapshot.serial,
@@ -137,17 +150,24 @@ class App:
             self.source.check()
         except SourceError as error:
             raise StartupError(str(error)) from None
+        if not self.join_when_ready:
+            await self.listen()
+        await self._serve_http()
+
+    async def listen(self) -> None:
         for host, port in self.config.listen:
             try:
-                udp = UdpServer(bind_udp(host, port), self.answer, self.udp_hits, self.config.udp_batch)
+                udp = UdpServer(bind_udp(host, port, self.worker), self.answer, self.udp_hits, self.config.udp_batch)
                 tcp = TcpServer(self.answer, self.config.tcp_idle_timeout, self.config.tcp_max_connections, host)
-                await tcp.start(host, port)
+                await tcp.start(host, port, self.worker)
             except OSError as error:
                 raise StartupError(f"cannot listen on {_show(host, port)}: {_reason(error)}") from None
             udp.start()
             self._udp.append(udp)
             self._tcp.append(tcp)
             self.observed.transports += [udp.stats, tcp.stats]
+
+    async def _serve_http(self) -> None:
         if self.config.http is not None:
             self._http = HealthServer(self.metrics, self.readiness)
             try:
@@ -186,10 +206,20 @@ class App:
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(number, stop.set)
         feeding = asyncio.create_task(self._feed(), name="source")
+        if self.worker:
+            orphaned = asyncio.create_task(_parent_gone(stop), name="parent")
+        if self.join_when_ready:
+            synced = asyncio.create_task(self._synced.wait())
+            await asyncio.wait([synced, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+            if synced.done():
+                await self.listen()
+                log.info("zone ready: joined the port", extra={"event": "joined"})
         await stop.wait()
         log.info("stopping", extra={"event": "stopping"})
         await self.stop()
         feeding.cancel()
+        if self.worker:
+            orphaned.cancel()
         await asyncio.gather(feeding, return_exceptions=True)
         log.info("stopped", extra={"event": "stopped"})
         return EXIT_OK
@@ -205,6 +235,19 @@ class App:
             await asyncio.sleep(SOURCE_RESTART)
 
 
+async def _parent_gone(stop: asyncio.Event) -> None:
+    """A worker stops when its parent is gone (killed outright): no orphan keeps the port."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    log.warning("the parent process is gone: stopping", extra={"event": "orphaned"})
+    stop.set()
+
+
+async def _serve(config: Config, worker: bool, join_when_ready: bool, serial: int | None) -> int:
+    return await App(config, worker, join_when_ready, serial).serve()
+
+
 def _reason(error: OSError) -> str:
     return os.strerror(error.errno) if error.errno else str(error)
 
@@ -213,10 +256,10 @@ def _show(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def run(config: Config) -> int:
+def run(config: Config, worker: bool = False, join_when_ready: bool = False, serial: int | None = None) -> int:
     logs.setup(config.log_level, config.log_format)
     try:
-        return asyncio.run(App(config).serve())
+        return asyncio.run(_serve(config, worker, join_when_ready, serial))
     except StartupError as error:
         print(f"mcsdns: error: {error}", file=sys.stderr)
         return EXIT_USAGE

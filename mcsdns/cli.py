@@ -145,12 +145,19 @@ def _dns_version(value: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        config = config_from(sys.argv[1:] if argv is None else argv, dict(os.environ))
+        config = config_from(argv, dict(os.environ))
     except ConfigError as error:
         fail(str(error))
-    from .app import run  # imported late: --help and bad flags stay fast
+    from . import workers  # imported late: --help and bad flags stay fast
+    from .app import run
 
+    role = workers.worker_role()
+    if role is not None:
+        return run(config, *role)
+    if config.workers > 1:
+        return workers.run(config, argv[argv.index("serve") + 1 :])
     return run(config)
 
 

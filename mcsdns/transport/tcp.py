@@ -27,8 +27,8 @@ class TcpServer:
         self._server: asyncio.base_events.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
 
-    async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+    async def start(self, host: str, port: int, reuse_port: bool = False) -> None:
+        self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True, reuse_port=reuse_port)
 
     async def close(self, grace: float = 1.0) -> None:
         """Stop accepting, give open connections ``grace`` seconds, then cut them."""

@@ -31,13 +31,17 @@ BURST = 256  # datagrams per wakeup before yielding to the loop
 RECEIVE_BUFFER = 4 * 2**20
 
 
-def bind_udp(host: str, port: int) -> socket.socket:
+def bind_udp(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """``reuse_port``: share the port with the other workers (SO_REUSEPORT: the
+    kernel spreads flows over the sockets by a hash of the source address)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         _grow_receive_buffer(sock)
         sock.bind((host, port))
         sock.setblocking(False)

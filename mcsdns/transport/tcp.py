@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from time import perf_counter
 
+from .frames import answer_frames
 from .stats import TransportStats
 from .udp import Handler, family_label
 
 log = logging.getLogger(__name__)
 
-LENGTH = struct.Struct("!H")
+READ_SIZE = 65536
+HIGH_WATER = 256 * 1024  # bytes of answers unsent before waiting for the client to read them
 
 
 class TcpServer:
@@ -48,31 +49,39 @@ class TcpServer:
             writer.close()
             return
         self._open.add(writer)
+        partial, since = b"", 0.0  # the first bytes of a frame still arriving, and since when
+        loop = asyncio.get_running_loop()
         try:
-            while await self._one(reader, writer):
-                pass
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            pass  # idle, closed by the client, or reset: all normal ends
+            while partial is not None:
+                # Idle this long ends the connection; so does a frame that takes as long to arrive.
+                deadline = (since if partial else loop.time()) + self.idle_timeout
+                rest, completed = await self._answer_read(reader, writer, partial, deadline)
+                if completed or not partial:
+                    since = loop.time()  # what remains began in this read
+                partial = rest
+        except (asyncio.TimeoutError, ConnectionError):
+            pass  # idle, or reset: normal ends
         finally:
             self._open.discard(writer)
             writer.close()
 
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Answer one framed query; False ends the connection."""
-        (size,) = LENGTH.unpack(await asyncio.wait_for(reader.readexactly(2), self.idle_timeout))
-        message = await asyncio.wait_for(reader.readexactly(size), self.idle_timeout)
+    async def _answer_read(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, partial: bytes, deadline: float
+    ) -> tuple[bytes | None, bool]:
+        """Read what has arrived and answer every complete frame in it, in order, in
+        one write. Returns the bytes of a frame still incomplete (None ends the
+        connection), and whether a frame was completed."""
+        async with asyncio.timeout_at(deadline):
+            data = await reader.read(READ_SIZE)
+        if not data:
+            return None, False  # closed by the client
+        data = partial + data if partial else data
         started = perf_counter()
-        try:
-            response, tally = self.handler(message, False)
-        except Exception:
-            log.exception("no answer to a %d-byte TCP query", size)
-            self.stats.dropped += 1
-            return False
-        if response is None:
-            self.stats.dropped += 1
-            return size > 0
-        writer.write(LENGTH.pack(len(response)) + response)
-        await asyncio.wait_for(writer.drain(), self.idle_timeout)
-        self.stats.tallies[tally] += 1
-        self.stats.timed(1, perf_counter() - started)
-        return True
+        out, used, end = answer_frames(data, self.handler, self.stats)
+        if out:
+            writer.write(b"".join(out))
+            self.stats.timed(len(out) // 2, perf_counter() - started)
+            if writer.transport.get_write_buffer_size() > HIGH_WATER:
+                async with asyncio.timeout(self.idle_timeout):
+                    await writer.drain()
+        return (None if end else data[used:]), used > len(partial)

@@ -124,8 +124,8 @@ class BatchDrain:
                 header.iov = ctypes.addressof(iov[index * count])
         self._lengths = memoryview(self._rvec).cast("B").cast("I")  # msg_len written by recvmmsg
         self._answer_lengths = memoryview(self._siov).cast("B").cast("Q")  # iov_len of each answer's rest
-        self._query_view = memoryview(self._queries)
-        self._answer_view = memoryview(self._answers)
+        # Per slot: where its buffers start, and the indexes of its msg_len and answer iov_len in those views.
+        self._slots = [(index * SLOT, index * _STRIDE32 + _LEN_INDEX, index * 4 + 3) for index in range(SLOTS)]
         self._rvec_at = ctypes.addressof(self._rvec)
         self._svec_at = ctypes.addressof(self._svec)
         self._pending = [0] * SLOTS  # the tally counted for each slot, taken back if its send fails
@@ -133,9 +133,9 @@ class BatchDrain:
     def __call__(self) -> None:
         stats, handler = self.stats, self.handler
         tallies, pending = stats.tallies, self._pending
-        hits = self.hits().get
-        queries, answers = self._query_view, self._answer_view
-        lengths, answer_lengths = self._lengths, self._answer_lengths
+        hits = self.hits().get  # the zone cannot change during this call: it changes on this thread
+        queries, answers = self._queries, self._answers  # mmap slices are bytes; slice stores copy in
+        lengths, answer_lengths, slots = self._lengths, self._answer_lengths, self._slots
         receive, fd, vector = self._receive, self.fd, self._rvec_at
         answered = 0
         started = perf_counter()
@@ -149,11 +149,10 @@ class BatchDrain:
                 continue
             first = 0  # the run of slots [first, index) waiting to be sent
             for index in range(count):
-                base = index * SLOT
-                size = lengths[index * _STRIDE32 + _LEN_INDEX]
-                hit = hits(queries[base + 2 : base + size].tobytes())
+                base, size_at, length_at = slots[index]
+                hit = hits(queries[base + 2 : base + lengths[size_at]])
                 if hit is None:
-                    response, tally = self._miss(queries[base : base + size].tobytes(), index)
+                    response, tally = self._miss(queries[base : base + lengths[size_at]], index)
                     if response is None:
                         answered += self._flush(first, index)
                         first = index + 1
@@ -164,7 +163,7 @@ class BatchDrain:
                     rest, tally = hit
                 length = len(rest)
                 answers[base : base + length] = rest
-                answer_lengths[index * 4 + 3] = length
+                answer_lengths[length_at] = length
                 tallies[tally] += 1
                 pending[index] = tally
             answered += self._flush(first, count)

@@ -21,7 +21,7 @@ A worker that dies is started again (after ``RESTART_DELAY``) and joins the
 port only once its zone is ready; its flows go to the others meanwhile. A
 worker that exits with the usage code at start (a bad setting, the address
 taken) stops the whole server with that code: a restart would fail alike.
-So does a worker dying ``MAX_RESTARTS`` times within ``RESTART_WINDOW``: the
+So do more than ``MAX_RESTARTS`` deaths within ``RESTART_WINDOW``: the
 crash loop is then Kubernetes's to see. SIGTERM or SIGINT: the parent reports
 not ready, passes the signal on, waits for every worker (each drains as a
 single server does) and exits 0.

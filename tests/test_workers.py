@@ -115,6 +115,9 @@ def test_a_killed_worker_is_started_again(two):
     first = children(two.process.pid)
     assert len(first) == 2
     os.kill(first[1], signal.SIGKILL)
+    time.sleep(0.3)
+    status, body = two.http("/readyz")  # the other one answers every flow: still ready
+    assert status == 200 and body.startswith("ready: 1 of 2 workers answering"), body
     for _ in range(20):  # the other worker takes every flow meanwhile
         try:
             fresh_socket_ask(two, WEB.to_wire(), timeout=1)

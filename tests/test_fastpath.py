@@ -23,7 +23,7 @@ from mcsdns.source.files import FolderSource
 from mcsdns.transport import batch
 from mcsdns.zone.settings import ZoneSettings
 from mcsdns.zone.store import ZoneStore
-from tests.helpers import DATA, Server, wait_for
+from tests.helpers import DATA, Server, ipv6_loopback, wait_for
 from tests.test_answers import CASES
 
 ENGINE = Responder()
@@ -53,7 +53,7 @@ def engine_for(folder, server: Server) -> ZoneStore:
 
 def ask_all(server: Server, messages: list[bytes], burst: bool) -> dict[bytes, bytes]:
     """Responses by ID; in a burst, every message is sent before any is read."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(socket.AF_INET6 if ":" in server.host else socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(3)
         if not burst:
             return {m[:2]: (sock.sendto(m, (server.host, server.port)), sock.recv(65535))[1] for m in messages}
@@ -89,6 +89,16 @@ def test_fast_path_equals_engine(udp_loop, burst):
         store = engine_for(DATA / "zone", server)
         assert store.snapshot.serial == serial(server)
         check_table(server, store, burst, 1)
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_fast_path_equals_engine_over_ipv6(udp_loop):
+    """The batch loop sends each answer to the address the kernel wrote: sockaddr_in6 here."""
+    server = Server(DATA / "zone", "--udp-batch", str(udp_loop == "batch"), host="::1").wait_ready()
+    try:
+        check_table(server, engine_for(DATA / "zone", server), True, 1)
     finally:
         server.stop()
 

@@ -147,3 +147,55 @@ def test_fast_path_equals_engine_right_after_a_change(udp_loop, zone_copy):
         check_table(server, store, True, 5000)
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(not batch.available(), reason="recvmmsg/sendmmsg exist only on Linux")
+def test_batch_loop_sends_what_the_limiter_says():
+    """With response rate limiting on, every answer of a batch goes through the
+    limiter, which sees the client's address: it may pass it, replace it (a slip),
+    or drop it; only passed answers are counted as sent."""
+    from mcsdns.engine.cache import ResponseCache
+    from mcsdns.transport.stats import TransportStats
+    from tests.conftest import load_store
+
+    store = load_store(DATA / "zone")
+    cache = ResponseCache(Responder())
+    seen = []
+
+    def limiter(message, response, peer):
+        seen.append(peer)
+        ident = int.from_bytes(message[:2], "big")
+        if ident % 3 == 0:
+            return None
+        if ident % 3 == 1:
+            return response[:2] + bytes([response[2] | 0x02]) + response[3:12]  # header only, TC=1
+        return response
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        server.bind(("127.0.0.1", 0))
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(1)
+        stats = TransportStats("udp", 1)
+        drain = batch.BatchDrain(server, lambda m, udp: cache.answer(m, store.snapshot, udp),
+                                 lambda: cache.udp_hits(store.snapshot), stats, limiter)
+        messages = wires(1)[:30]
+        for round_ in range(2):  # misses, then hits
+            for message in messages:
+                client.sendto(message, server.getsockname())
+            time.sleep(0.1)
+            drain()
+            got = {}
+            for _ in range(20):
+                response = client.recv(65535)
+                got[int.from_bytes(response[:2], "big")] = response
+            for message in messages:
+                ident = int.from_bytes(message[:2], "big")
+                if ident % 3 == 0:
+                    assert ident not in got
+                elif ident % 3 == 1:
+                    assert len(got[ident]) == 12 and got[ident][2] & 0x02
+                else:
+                    assert got[ident] == ENGINE.respond(message, store.snapshot, True)
+            assert sum(stats.tallies.values()) == 10 * (round_ + 1)
+        assert set(seen) == {client.getsockname()} and len(seen) == 60

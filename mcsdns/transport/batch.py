@@ -95,9 +95,15 @@ class BatchDrain:
 
     ``handler(message, True)`` -> (response or None, tally) answers a query the
     cache does not hold; ``hits()`` returns the cache's UDP entries for the zone
-    as it is now (``ResponseCache.udp_hits``), read once per wakeup."""
+    as it is now (``ResponseCache.udp_hits``), read once per wakeup.
+    ``limiter(message, response, peer)``, when given (response rate limiting),
+    sees every answer and returns what to send instead: the response itself, a
+    replacement (e.g. a truncated slip), or None to send nothing; only the
+    response itself is counted as sent (the limiter counts the others)."""
 
-    def __init__(self, sock: socket.socket, handler, hits: Callable[[], dict], stats: TransportStats) -> None:
+    def __init__(
+        self, sock: socket.socket, handler, hits: Callable[[], dict], stats: TransportStats, limiter=None
+    ) -> None:
         if _CALLS is None:
             raise OSError("recvmmsg/sendmmsg are not available here")
         self.sock, self.fd, self.handler, self.hits, self.stats = sock, sock.fileno(), handler, hits, stats
@@ -129,6 +135,7 @@ class BatchDrain:
         self._rvec_at = ctypes.addressof(self._rvec)
         self._svec_at = ctypes.addressof(self._svec)
         self._pending = [0] * SLOTS  # the tally counted for each slot, taken back if its send fails
+        self.limiter = limiter
 
     def __call__(self) -> None:
         stats, handler = self.stats, self.handler
@@ -136,11 +143,11 @@ class BatchDrain:
         hits = self.hits().get  # the zone cannot change during this call: it changes on this thread
         queries, answers = self._queries, self._answers  # mmap slices are bytes; slice stores copy in
         lengths, answer_lengths, slots = self._lengths, self._answer_lengths, self._slots
-        receive, fd, vector = self._receive, self.fd, self._rvec_at
+        receive, fd, vector, limiter = self._receive, self.fd, self._rvec_at, self.limiter
         answered = 0
         started = perf_counter()
         for _ in range(ROUNDS):
-            count = receive(fd, vector, SLOTS, 0, None)
+            count = receive(fd, vector, SLOTS, socket.MSG_DONTWAIT, None)  # never wait for a full batch
             if count <= 0:
                 if count == 0 or ctypes.get_errno() in _EMPTY:
                     break
@@ -161,6 +168,10 @@ class BatchDrain:
                     rest = response[2:]
                 else:
                     rest, tally = hit
+                if limiter is not None:
+                    first, sent = self._limited(index, first, rest, tally)
+                    answered += sent
+                    continue
                 length = len(rest)
                 answers[base : base + length] = rest
                 answer_lengths[length_at] = length
@@ -170,6 +181,25 @@ class BatchDrain:
             if count < SLOTS:
                 break
         stats.timed(answered, perf_counter() - started)
+
+    def _limited(self, index: int, first: int, rest: bytes, tally: int) -> tuple[int, int]:
+        """Slot ``index`` through the limiter: its answer, a replacement (not counted
+        here), or nothing (the run before it is sent). (new first, answers sent)."""
+        base, size_at, length_at = self._slots[index]
+        message = self._queries[base : base + self._lengths[size_at]]
+        response = message[:2] + rest
+        sent = self.limiter(message, response, self.peer(index))
+        if sent is None:
+            return index + 1, self._flush(first, index)
+        if sent is not response:
+            self._queries[base : base + 2] = sent[:2]
+            rest, tally = sent[2:], None
+        self._answers[base : base + len(rest)] = rest
+        self._answer_lengths[length_at] = len(rest)
+        if tally is not None:
+            self.stats.tallies[tally] += 1
+        self._pending[index] = tally
+        return first, 0
 
     def _miss(self, message: bytes, index: int) -> tuple[bytes | None, int]:
         try:
@@ -186,7 +216,7 @@ class BatchDrain:
         (full buffer, a peer address the kernel refuses) is dropped, as UDP may."""
         sent_total = 0
         while first < end:
-            sent = self._send(self.fd, self._svec_at + first * _HEADER, end - first, 0)
+            sent = self._send(self.fd, self._svec_at + first * _HEADER, end - first, socket.MSG_DONTWAIT)
             if sent > 0:
                 first += sent
                 sent_total += sent
@@ -195,7 +225,8 @@ class BatchDrain:
             if sent < 0 and error in _RETRY:
                 continue
             log.debug("udp send to %s: %s", self.peer(first), os.strerror(error))
-            self.stats.tallies[self._pending[first]] -= 1
+            if self._pending[first] is not None:  # None: a limiter's replacement, not counted
+                self.stats.tallies[self._pending[first]] -= 1
             first += 1
         return sent_total
 

@@ -120,15 +120,14 @@ class UdpServer:
                 continue
             try:
                 hit = hits(message[2:])
-                if hit is not None:
-                    sendto(message[:2] + hit[0], peer)
-                    tallies[hit[1]] += 1
-                    continue
-                response, tally = handler(message, True)
-                if response is None:
-                    stats.dropped += 1
-                    skipped += 1
-                    continue
+                if hit is not None:  # answered from the cache: no call into it
+                    response, tally = message[:2] + hit[0], hit[1]
+                else:
+                    response, tally = handler(message, True)
+                    if response is None:
+                        stats.dropped += 1
+                        skipped += 1
+                        continue
                 sendto(response, peer)
             except OSError as error:  # full buffer or vanished peer: UDP may drop
                 log.debug("udp send to %s: %s", peer, error)

@@ -6,122 +6,46 @@ Each server answers the same small zone (written from what mcsdns answers for
 the test data) on loopback with one worker thread, under the same dnsperf load
 (UDP, a mix of hits, a miss, an SRV and a headless name). Prints queries/s and
 each server's own CPU time per answered query, read from /proc, and the ratio
-to mcsdns. NSD and Knot come from Debian (``apt-get install nsd knot``);
-CoreDNS from tests/e2e/peers/build.sh. A server that is not installed is
-skipped with the reason. Not a test: it prints numbers for bench/RESULTS.md.
+to mcsdns. NSD and Knot come from Debian (``apt-get install nsd knot``) and
+are started by tests/peerdns.py; CoreDNS from tests/e2e/peers/build.sh. A
+server that is not installed is skipped with the reason. Not a test: it prints
+numbers for bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import dns.message
-import dns.query
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.live import MIX, cpu_seconds, dnsperf  # noqa: E402
 from tests.helpers import DATA, Server, free_port  # noqa: E402
-
-ZONE = "clusterset.local."
-
-
-def zone_text(port: int) -> str:
-    """The zone as mcsdns answers it, in master-file form, for the other servers."""
-    lines = [f"$ORIGIN {ZONE}", "$TTL 5",
-             "@ IN SOA ns.dns hostmaster 1 7200 1800 86400 5", "@ IN NS ns.dns", "ns.dns IN A 127.0.0.1"]
-    for item in MIX:
-        name, qtype = item.split()
-        response = dns.query.udp(dns.message.make_query(name + ".", qtype), "127.0.0.1", port=port, timeout=2)
-        for section in (response.answer, response.additional):
-            lines += [line for rrset in section for line in rrset.to_text().splitlines()]
-    return "\n".join(dict.fromkeys(lines)) + "\n"
+from tests.peerdns import PEERS, ZONE, PeerUnavailable, serving, zone_text  # noqa: E402
 
 
-def nsd(workdir: Path, zonefile: Path, port: int) -> list[str] | str:
-    if not shutil.which("nsd"):
-        return "nsd is not installed (apt-get install nsd)"
-    conf = workdir / "nsd.conf"
-    conf.write_text(f"""server:
-    ip-address: 127.0.0.1@{port}
-    server-count: 1
-    zonesdir: "{workdir}"
-    pidfile: "{workdir}/nsd.pid"
-    xfrdfile: "{workdir}/xfrd.state"
-    zonelistfile: "{workdir}/zone.list"
-    username: ""
-    verbosity: 0
-    rrl-ratelimit: 0
-remote-control:
-    control-enable: no
-zone:
-    name: {ZONE}
-    zonefile: {zonefile}
-""")
-    return ["nsd", "-d", "-c", str(conf)]
-
-
-def knot(workdir: Path, zonefile: Path, port: int) -> list[str] | str:
-    if not shutil.which("knotd"):
-        return "knotd is not installed (apt-get install knot)"
-    conf = workdir / "knot.conf"
-    conf.write_text(f"""server:
-    listen: 127.0.0.1@{port}
-    rundir: "{workdir}"
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "{workdir}/db"
-zone:
-  - domain: {ZONE}
-    file: "{zonefile}"
-""")
-    return ["knotd", "-c", str(conf)]
-
-
-def coredns(workdir: Path, zonefile: Path, port: int) -> list[str] | str:
+def coredns(workdir: Path, zonefile: Path, port: int) -> list[str]:
     try:
         from tests.e2e import peers
 
         binary = peers.build().coredns
     except Exception as error:  # Go missing or the build failed: say so, go on
-        return f"CoreDNS unavailable: {error}"
+        raise PeerUnavailable(f"CoreDNS unavailable: {error}") from error
     corefile = workdir / "Corefile"
     corefile.write_text(f"{ZONE}:{port} {{\n    bind 127.0.0.1\n    file {zonefile}\n}}\n")
     return [str(binary), "-conf", str(corefile)]
 
 
-def answering(port: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            dns.query.udp(dns.message.make_query("web.shop.svc." + ZONE, "A"), "127.0.0.1", port=port, timeout=0.3)
-            return True
-        except Exception:
-            time.sleep(0.1)
-    return False
-
-
-def measure(name: str, argv: list[str], port: int, args, queries: Path) -> tuple[float, float] | str:
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def measure(name: str, make, workdir: Path, zonefile: Path, args, queries: Path) -> tuple[float, float] | str:
+    port = free_port()
     try:
-        if not answering(port):
-            return f"{name} did not answer: {process.stderr.read(500) if process.poll() is not None else 'timeout'}"
-        return run_load(process.pid, port, args, queries)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        with serving(name, make(workdir, zonefile, port), port) as process:
+            return run_load(process.pid, port, args, queries)
+    except PeerUnavailable as missing:
+        return str(missing)
 
 
 def tree_cpu(pid: int) -> float:
@@ -153,17 +77,15 @@ def main() -> None:
         workdir = Path(tmp)
         queries = workdir / "queries.txt"
         queries.write_text("\n".join(MIX * 100) + "\n")
-        server = Server(DATA / "zone", "--log-level", "warning").wait_ready()
+        server = Server(DATA / "zone", "--log-level", "warning", "--ns-address", "127.0.0.1").wait_ready()
         try:
             zonefile = workdir / "clusterset.local.zone"
-            zonefile.write_text(zone_text(server.port))
+            zonefile.write_text(zone_text(server.port, MIX))
             results["mcsdns"] = run_load(server.process.pid, server.port, args, queries)
         finally:
             server.stop()
-        for name, make in (("NSD", nsd), ("Knot", knot), ("CoreDNS", coredns)):
-            port = free_port()
-            argv = make(workdir, zonefile, port)
-            results[name] = argv if isinstance(argv, str) else measure(name, argv, port, args, queries)
+        for name, make in {**PEERS, "CoreDNS": coredns}.items():
+            results[name] = measure(name, make, workdir, zonefile, args, queries)
     ours = results["mcsdns"][1]
     print(f"# UDP, dnsperf -c {args.clients} -q 200 for {args.seconds}s each, one worker per server, {len(MIX)} questions")
     print(f"{'server':<8} {'queries/s':>10} {'us CPU/query':>13} {'CPU vs mcsdns':>14}")

@@ -164,7 +164,7 @@ class Reply:
     answer_types: list[tuple[str, int]] = field(default_factory=list)
     opt: tuple[int, int] | None = None  # (payload, ttl)
     option_codes: list[tuple[int, bytes]] = field(default_factory=list)
-    tsig: dict | None = None
+    tsig: dict | None = None  # its fields by name, and whether it was the last record
     malformed: str = ""
 
     def bit(self, mask: int) -> bool:
@@ -192,7 +192,6 @@ def read_reply(wire: bytes) -> Reply:
 
 
 def _read_record(parser: dns.wire.Parser, reply: Reply, section: int, last: bool) -> None:
-    start = parser.current
     name = parser.get_name(decompress=True).to_text().lower()
     rtype, rclass, ttl, rdlength = parser.get_struct("!HHIH")
     end = parser.current + rdlength
@@ -219,7 +218,7 @@ def _read_record(parser: dns.wire.Parser, reply: Reply, section: int, last: bool
             parser.get_bytes(other)
         reply.tsig = {"name": name, "class": rclass, "ttl": ttl, "algorithm": algorithm, "time": (high << 32) | low,
                       "fudge": fudge, "mac": mac, "original_id": original, "error": error, "other": other,
-                      "last": last, "start": start}
+                      "last": last}
     parser.seek(end)
 
 

@@ -21,6 +21,7 @@ from typing import Callable
 from .config import Config
 from .engine.cache import ResponseCache
 from .engine.respond import Responder
+from .inspect.explain import ExplainError, explain
 from .model.events import Event, Outage
 from .model.records import Rejected
 from .observe import logs
@@ -36,6 +37,7 @@ from .zone.store import ZoneStore
 log = logging.getLogger("mcsdns")
 EXIT_OK, EXIT_USAGE = 0, 2
 SOURCE_RESTART = 1.0
+MAX_REJECTIONS = 10_000  # rejected objects remembered for /debug/explain
 
 
 class StartupError(Exception):
@@ -52,21 +54,26 @@ def make_source(config: Config, rejected: Callable[[Rejected], None]):
     return FolderSource(config.source, interval=config.poll_interval, on_reject=rejected)
 
 
+def make_store(config: Config, required, on_publish: Callable[[Snapshot], None] | None = None) -> ZoneStore:
+    settings = ZoneSettings(
+        origin=config.zone,
+        ttl=config.ttl,
+        dns_version=config.dns_version,
+        local_cluster=config.cluster_id if config.local_first else None,
+        ns_addresses=config.ns_address,
+    )
+    # Start the serial at the clock so a restart never goes backwards (RFC 1982).
+    return ZoneStore(settings, int(time.time()), required, on_publish=on_publish)
+
+
 class App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.rejected: Counter = Counter()  # (kind, field) -> objects, for the metrics
         self.partial: Counter = Counter()  # (kind, field) -> objects kept with a part left out
+        self.rejections: dict[tuple[str, str, str], Rejected] = {}  # with --debug-explain only
         self.source = make_source(config, self._rejected)
-        settings = ZoneSettings(
-            origin=config.zone,
-            ttl=config.ttl,
-            dns_version=config.dns_version,
-            local_cluster=config.cluster_id if config.local_first else None,
-            ns_addresses=config.ns_address,
-        )
-        # Start the serial at the clock so a restart never goes backwards (RFC 1982).
-        self.store = ZoneStore(settings, int(time.time()), self.source.required, on_publish=self._published)
+        self.store = make_store(config, self.source.required, on_publish=self._published)
         self.responder = ResponseCache(Responder(config.max_udp_payload))
         self.observed = Observed(
             snapshot=lambda: self.store.snapshot,
@@ -107,6 +114,19 @@ class App:
 
     def _rejected(self, item: Rejected) -> None:
         (self.partial if item.partial else self.rejected)[(item.kind, item.field)] += 1
+        if self.config.debug_explain:  # the latest word on each object, for /debug/explain
+            key = (item.kind, item.namespace, item.name)
+            self.rejections.pop(key, None)
+            self.rejections[key] = item
+            if len(self.rejections) > MAX_REJECTIONS:
+                del self.rejections[next(iter(self.rejections))]
+
+    def explain(self, name: str, qtype: str) -> tuple[bool, str]:
+        """(question made sense, text) for /debug/explain."""
+        try:
+            return True, "\n".join(explain(self.store, name, qtype, self.rejections.values()))
+        except ExplainError as error:
+            return False, str(error)
 
     def _published(self, snapshot: Snapshot) -> None:
         old, self._last = self._last, snapshot
@@ -145,7 +165,7 @@ class App:
             self._tcp.append(tcp)
             self.observed.transports += [udp.stats, tcp.stats]
         if self.config.http is not None:
-            self._http = HealthServer(self.metrics, self.readiness)
+            self._http = HealthServer(self.metrics, self.readiness, self.explain if self.config.debug_explain else None)
             try:
                 await self._http.start(*self.config.http)
             except OSError as error:

@@ -49,7 +49,14 @@ _FLAGS = [
     ("--producer", "NAME", "with --source kube: auto, standard, karmada or lighthouse (default auto)"),
     ("--local-first", "BOOL", "answer ClusterSetIP names with this cluster's backends while it has ready ones"),
     ("--ns-address", "IP[,IP]", "addresses of ns.dns.<zone>, the server the apex NS names (e.g. the pod IP)"),
+    ("--debug-explain", "BOOL", "serve /debug/explain?name=&type= on the HTTP address; it shows object names (default false)"),
 ]
+
+
+# What ``zone`` and ``explain`` take: what shapes the zone, not how it is served.
+_ZONE_FLAGS = ("--source", "--zone", "--ttl", "--dns-version", "--log-level", "--kubeconfig", "--context",
+               "--cluster-id", "--producer", "--local-first", "--ns-address")
+LOAD_TIMEOUT = 120.0  # seconds for ``zone``/``explain`` to wait for the source's first full sync
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,11 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer DNS for the zone",
         description="Answer DNS for the zone. Every flag may also be set as MCSDNS_<FLAG> in the environment.",
     )
-    for flag, metavar, text in _FLAGS:
-        env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
-        extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"}}.get(flag, {})
-        serve.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
-    serve.add_argument("--version", action="version", version=f"mcsdns {version()}")
+    zone = commands.add_parser(
+        "zone",
+        help="print the zone as RFC 1035 zone-file text",
+        description="Read the source once (to its first full sync) and print the zone serve would answer from, "
+        "as zone-file text that NSD, Knot or BIND load.",
+    )
+    explain = commands.add_parser(
+        "explain",
+        help="say which objects make a name's answer, or why it has none",
+        description="Read the source once and explain the answer to one question: the objects found, "
+        "the rules applied, and the records (or NXDOMAIN/NODATA and why).",
+    )
+    explain.add_argument("name", metavar="NAME", help="e.g. web.shop.svc.clusterset.local")
+    explain.add_argument("type", metavar="TYPE", nargs="?", default="A", help="record type (default A)")
+    for command, flags in ((serve, None), (zone, _ZONE_FLAGS), (explain, _ZONE_FLAGS)):
+        for flag, metavar, text in _FLAGS:
+            if flags is not None and flag not in flags:
+                continue
+            env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
+            extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"},
+                     "--debug-explain": {"nargs": "?", "const": "true"}}.get(flag, {})
+            command.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
+        command.add_argument("--version", action="version", version=f"mcsdns {version()}")
     return parser
 
 
@@ -88,6 +113,8 @@ def version() -> str:
 
 
 def _value(args: argparse.Namespace, flag: str, environ: dict[str, str]):
+    if not hasattr(args, flag[2:].replace("-", "_")):
+        return None  # not a flag of this command (zone/explain take no --listen)
     value = getattr(args, flag[2:].replace("-", "_"))
     if value is None:
         value = environ.get("MCSDNS_" + flag[2:].upper().replace("-", "_"))
@@ -95,7 +122,10 @@ def _value(args: argparse.Namespace, flag: str, environ: dict[str, str]):
 
 
 def config_from(argv: list[str], environ: dict[str, str]) -> Config:
-    args = build_parser().parse_args(argv)
+    return _config(build_parser().parse_args(argv), environ)
+
+
+def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
     raw = {flag: _value(args, flag, environ) for flag, _, _ in _FLAGS}
     if not raw["--source"]:
         raise ConfigError("--source is required (a file or folder of YAML, or 'kube')")
@@ -125,6 +155,7 @@ def config_from(argv: list[str], environ: dict[str, str]) -> Config:
         "--producer": ("producer", lambda v: choice(v.lower(), "--producer", PRODUCERS)),
         "--local-first": ("local_first", lambda v: parse_flag(v, "--local-first")),
         "--ns-address": ("ns_address", lambda v: parse_ips(v, "--ns-address")),
+        "--debug-explain": ("debug_explain", lambda v: parse_flag(v, "--debug-explain")),
     }
     for flag, (field, convert) in converters.items():
         if raw[flag] is not None:
@@ -141,13 +172,18 @@ def _dns_version(value: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        config = config_from(sys.argv[1:] if argv is None else argv, dict(os.environ))
+        config = _config(args, dict(os.environ))
     except ConfigError as error:
         fail(str(error))
-    from .app import run  # imported late: --help and bad flags stay fast
+    if args.command == "serve":
+        from .app import run  # imported late: --help and bad flags stay fast
 
-    return run(config)
+        return run(config)
+    from .inspect.command import inspect
+
+    return inspect(config, args.command, getattr(args, "name", None), getattr(args, "type", None), LOAD_TIMEOUT)
 
 
 if __name__ == "__main__":

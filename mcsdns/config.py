@@ -45,6 +45,7 @@ class Config:
     producer: str = "auto"
     local_first: bool = False
     ns_address: tuple[str, ...] = ()
+    debug_explain: bool = False
 
 
 def parse_address(text: str, what: str) -> Address:

@@ -135,12 +135,18 @@ class ZoneStore:
         if self._on_publish is not None:
             self._on_publish(self.snapshot)
 
-    def _build(self, namespace: str, name: str):
+    def inputs(self, namespace: str, name: str) -> tuple[ServiceImport | None, list[EndpointSlice], Service | None]:
+        """What one service's names are built from: its import, its slices (in
+        build order) and Karmada's derived Service, each None/empty if absent."""
         imported = self._objects.get((Kind.SERVICE_IMPORT, namespace, name))
-        if not isinstance(imported, ServiceImport):
-            return None
         slices = [self._objects[key] for key in sorted(self._slices.get((namespace, name), ()))]
         derived = self._objects.get((Kind.SERVICE, namespace, KARMADA_DERIVED + name))
+        return imported, slices, derived
+
+    def _build(self, namespace: str, name: str):
+        imported, slices, derived = self.inputs(namespace, name)
+        if not isinstance(imported, ServiceImport):
+            return None
         return build_service(self.settings, imported, slices, derived)
 
 

@@ -56,7 +56,6 @@ _FLAGS = [
 # What ``zone`` and ``explain`` take: what shapes the zone, not how it is served.
 _ZONE_FLAGS = ("--source", "--zone", "--ttl", "--dns-version", "--log-level", "--kubeconfig", "--context",
                "--cluster-id", "--producer", "--local-first", "--ns-address")
-LOAD_TIMEOUT = 120.0  # seconds for ``zone``/``explain`` to wait for the source's first full sync
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("name", metavar="NAME", help="e.g. web.shop.svc.clusterset.local")
     explain.add_argument("type", metavar="TYPE", nargs="?", default="A", help="record type (default A)")
+    for command in (zone, explain):
+        command.add_argument("--sync-timeout", metavar="SECONDS", type=float, default=120.0,
+                             help="how long to wait for the source's first full sync (default 120)")
     for command, flags in ((serve, None), (zone, _ZONE_FLAGS), (explain, _ZONE_FLAGS)):
         for flag, metavar, text in _FLAGS:
             if flags is not None and flag not in flags:
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(config)
     from .inspect.command import inspect
 
-    return inspect(config, args.command, getattr(args, "name", None), getattr(args, "type", None), LOAD_TIMEOUT)
+    return inspect(config, args.command, getattr(args, "name", None), getattr(args, "type", None), args.sync_timeout)
 
 
 if __name__ == "__main__":

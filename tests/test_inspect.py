@@ -10,13 +10,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import dns.flags
-import dns.message
-import dns.rdatatype
-import dns.zone
 import pytest
 
-from tests.helpers import DATA, ROOT, ZONE, Server, run_cli
+from tests.helpers import DATA, ROOT, ZONE, Server, run_cli, zone_answers_match
 
 ZONE_FOLDER = DATA / "zone"
 
@@ -46,25 +42,9 @@ def test_zone_text_loads_in_nsd_and_knot_checkers(zone_text, tmp_path, checker):
 
 
 def test_zone_text_is_what_the_server_answers(zone_text):
-    parsed = dns.zone.from_text(zone_text, origin=ZONE, relativize=False, check_origin=True)
-    rrsets = [rrset for _, node in parsed.nodes.items() for rrset in node.rdatasets]
-    assert len(rrsets) > 50, "the test zone is large enough to mean something"
     server = Server(ZONE_FOLDER, "--ns-address", "127.0.0.1,::1").wait_ready()
     try:
-        checked = 0
-        for name, node in parsed.nodes.items():
-            for rdataset in node.rdatasets:
-                if rdataset.rdtype == dns.rdatatype.SOA:
-                    continue  # the serial starts at each process's clock
-                query = dns.message.make_query(name, rdataset.rdtype, use_edns=0, payload=1232)
-                answer = server.query(query, "tcp" if checked % 2 else "udp")
-                if answer.flags & dns.flags.TC:
-                    answer = server.query(query, "tcp")
-                found = answer.find_rrset(answer.answer, name, rdataset.rdclass, rdataset.rdtype)
-                assert sorted(map(str, found)) == sorted(map(str, rdataset)), f"{name} {rdataset.rdtype!r}"
-                assert found.ttl == rdataset.ttl
-                checked += 1
-        assert checked == len(rrsets) - 1
+        assert zone_answers_match(zone_text, server) > 50, "the test zone is large enough to mean something"
     finally:
         server.stop()
 

@@ -33,6 +33,7 @@ from .transport.udp import UdpServer, bind_udp
 from .zone.settings import ZoneSettings
 from .zone.snapshot import Snapshot
 from .zone.store import ZoneStore
+from .zone.zoneset import ZoneSet
 
 log = logging.getLogger("mcsdns")
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -54,13 +55,18 @@ def make_source(config: Config, rejected: Callable[[Rejected], None]):
     return FolderSource(config.source, interval=config.poll_interval, on_reject=rejected)
 
 
-def make_store(config: Config, required, on_publish: Callable[[Snapshot], None] | None = None) -> ZoneStore:
+def make_store(
+    config: Config, required, on_publish: Callable[[Snapshot], None] | None = None, zone: str | None = None
+) -> ZoneStore:
+    """The store of one zone (the primary unless ``zone`` names another)."""
     settings = ZoneSettings(
-        origin=config.zone,
+        origin=zone or config.zone,
         ttl=config.ttl,
         dns_version=config.dns_version,
         local_cluster=config.cluster_id if config.local_first else None,
         ns_addresses=config.ns_address,
+        ptr=config.ptr,
+        reverse_zones=config.reverse_zones,
     )
     # Start the serial at the clock so a restart never goes backwards (RFC 1982).
     return ZoneStore(settings, int(time.time()), required, on_publish=on_publish)
@@ -74,6 +80,11 @@ class App:
         self.rejections: dict[tuple[str, str, str], Rejected] = {}  # with --debug-explain only
         self.source = make_source(config, self._rejected)
         self.store = make_store(config, self.source.required, on_publish=self._published)
+        # Further zones hold the same names under their own apex and serial.
+        self.stores = [self.store] + [
+            make_store(config, self.source.required, self._published_extra, zone) for zone in config.extra_zones
+        ]
+        self.view: Snapshot | ZoneSet = self._view()  # what the engine reads: every zone at once
         self.responder = ResponseCache(Responder(config.max_udp_payload))
         self.observed = Observed(
             snapshot=lambda: self.store.snapshot,
@@ -91,7 +102,15 @@ class App:
         self._last = self.store.snapshot  # the previous publish, to see what changed
 
     def answer(self, message: bytes, udp: bool) -> tuple[bytes | None, int]:
-        return self.responder.answer(message, self.store.snapshot, udp)
+        return self.responder.answer(message, self.view, udp)
+
+    def _view(self) -> Snapshot | ZoneSet:
+        if len(self.stores) == 1:
+            return self.store.snapshot
+        return ZoneSet(tuple(store.snapshot for store in self.stores))
+
+    def _published_extra(self, snapshot: Snapshot) -> None:
+        self.view = self._view()
 
     def readiness(self) -> tuple[bool, str]:
         """(ready, the /readyz body): not ready while draining or before the first
@@ -129,6 +148,7 @@ class App:
             return False, str(error)
 
     def _published(self, snapshot: Snapshot) -> None:
+        self.view = self._view()
         old, self._last = self._last, snapshot
         if snapshot.serial != old.serial or self.observed.changed_at is None:
             self.observed.changed_at = time.monotonic()
@@ -139,7 +159,10 @@ class App:
             )
 
     def _apply(self, events: list[Event]) -> None:
-        self.store.apply(events)
+        events = list(events)  # each store reads them all
+        for store in self.stores[1:]:
+            store.apply(events)
+        self.store.apply(events)  # last: its publish is what the log and the metrics follow
         outage = self.store.outage
         if outage != self._outage:
             if outage is not None:
@@ -178,7 +201,7 @@ class App:
         addresses = [_show(host, port) for host, port in self.config.listen]
         http = _show(*self.config.http) if self.config.http else None
         log.info(
-            "answering for %s on %s (udp+tcp)%s", self.config.zone, ", ".join(addresses),
+            "answering for %s on %s (udp+tcp)%s", ", ".join((self.config.zone, *self.config.extra_zones)), ", ".join(addresses),
             f"; http on {http}" if http else "",
             extra={"event": "listening", "zone": self.config.zone, "addresses": addresses, "http": http},
         )

@@ -24,7 +24,8 @@ from .config import (
     parse_cluster_id,
     parse_flag,
     parse_ips,
-    parse_zone,
+    parse_reverse_zones,
+    parse_zones,
 )
 
 EXIT_USAGE = 2
@@ -32,7 +33,7 @@ EXIT_USAGE = 2
 _FLAGS = [
     ("--source", "PATH|kube", "a YAML/JSON file or folder of Kubernetes objects, or 'kube' for the Kubernetes API (required)"),
     ("--listen", "HOST:PORT", "UDP and TCP address to answer on; repeat or comma-separate for several (default 0.0.0.0:5353)"),
-    ("--zone", "NAME", "the zone to serve (default clusterset.local)"),
+    ("--zone", "NAME[,NAME]", "the zone(s) to serve, each with its own SOA, the same names in each (default clusterset.local)"),
     ("--ttl", "SECONDS", "TTL of every record, and the negative-caching TTL (default 5)"),
     ("--dns-version", "TEXT", "the TXT at dns-version.<zone> (default 1.0.0, the MCS DNS schema)"),
     ("--http", "HOST:PORT|off", "address for /healthz, /readyz and /metrics (default 0.0.0.0:8080)"),
@@ -49,13 +50,15 @@ _FLAGS = [
     ("--producer", "NAME", "with --source kube: auto, standard, karmada or lighthouse (default auto)"),
     ("--local-first", "BOOL", "answer ClusterSetIP names with this cluster's backends while it has ready ones"),
     ("--ns-address", "IP[,IP]", "addresses of ns.dns.<zone>, the server the apex NS names (e.g. the pod IP)"),
+    ("--ptr", "BOOL", "answer PTR queries for the addresses the zone publishes (default true)"),
+    ("--reverse-zone", "ZONE|CIDR[,...]", "reverse zones we are the authority for: NXDOMAIN, not REFUSED, for the rest of them"),
     ("--debug-explain", "BOOL", "serve /debug/explain?name=&type= on the HTTP address; it shows object names (default false)"),
 ]
 
 
 # What ``zone`` and ``explain`` take: what shapes the zone, not how it is served.
 _ZONE_FLAGS = ("--source", "--zone", "--ttl", "--dns-version", "--log-level", "--kubeconfig", "--context",
-               "--cluster-id", "--producer", "--local-first", "--ns-address")
+               "--cluster-id", "--producer", "--local-first", "--ns-address", "--ptr", "--reverse-zone")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
             extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"},
-                     "--debug-explain": {"nargs": "?", "const": "true"}}.get(flag, {})
+                     "--debug-explain": {"nargs": "?", "const": "true"}, "--ptr": {"nargs": "?", "const": "true"}}.get(flag, {})
             command.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
         command.add_argument("--version", action="version", version=f"mcsdns {version()}")
     return parser
@@ -141,7 +144,7 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         off = raw["--http"].strip().lower() in ("", "off", "none")
         settings["http"] = None if off else parse_address(raw["--http"], "--http")
     converters = {
-        "--zone": ("zone", parse_zone),
+        "--zone": ("zones", parse_zones),
         "--ttl": ("ttl", lambda v: bounded(v, "--ttl", 0, 2**31 - 1)),
         "--dns-version": ("dns_version", _dns_version),
         "--max-udp-payload": ("max_udp_payload", lambda v: bounded(v, "--max-udp-payload", 512, 65535)),
@@ -158,10 +161,15 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         "--local-first": ("local_first", lambda v: parse_flag(v, "--local-first")),
         "--ns-address": ("ns_address", lambda v: parse_ips(v, "--ns-address")),
         "--debug-explain": ("debug_explain", lambda v: parse_flag(v, "--debug-explain")),
+        "--ptr": ("ptr", lambda v: parse_flag(v, "--ptr")),
+        "--reverse-zone": ("reverse_zones", parse_reverse_zones),
     }
     for flag, (field, convert) in converters.items():
         if raw[flag] is not None:
             settings[field] = convert(raw[flag])
+    if "zones" in settings:
+        settings["zone"], *rest = settings.pop("zones")
+        settings["extra_zones"] = tuple(rest)
     if settings.get("local_first") and not settings.get("cluster_id"):
         raise ConfigError("--local-first needs --cluster-id (which cluster is local?)")
     return Config(**{**{f: getattr(defaults, f) for f in defaults.__dataclass_fields__}, **settings})

@@ -12,6 +12,7 @@ import logging
 import struct
 
 from ..zone.snapshot import Snapshot
+from ..zone.zoneset import ZoneSet
 from .lookup import Outcome, Result, lookup
 from .wire import HEADER, Dropped, FormError, NotImplementedOpcode, Query, parse_query, read_header
 
@@ -42,7 +43,7 @@ class Responder:
         # 1232 avoids IP fragmentation on any path (DNS Flag Day 2020).
         self.max_udp_payload = max(CLASSIC_UDP, min(max_udp_payload, TCP_LIMIT))
 
-    def respond(self, message: bytes, snapshot: Snapshot, udp: bool = True) -> bytes | None:
+    def respond(self, message: bytes, snapshot: Snapshot | ZoneSet, udp: bool = True) -> bytes | None:
         """The response to send, or None when the message deserves none."""
         try:
             query = parse_query(message)
@@ -54,10 +55,10 @@ class Responder:
             return self._build(query, BADVERS, False, [], [], [], CLASSIC_UDP)  # RFC 6891 6.1.3
         limit = self._limit(query, udp)
         try:
-            return self._answer(query, lookup(snapshot, query.labels, query.qtype, query.qclass), snapshot, limit)
+            return self._answer(query, lookup(snapshot, query.labels, query.qtype, query.qclass), limit)
         except Exception:  # a bug costs this answer (SERVFAIL), never the server
             log.exception("SERVFAIL for %r", query.labels)
-            return self._answer(query, Result(Outcome.SERVFAIL), snapshot, limit)
+            return self._answer(query, Result(Outcome.SERVFAIL), limit)
 
     def _limit(self, query: Query, udp: bool) -> int:
         if not udp:
@@ -66,14 +67,14 @@ class Responder:
             return CLASSIC_UDP
         return max(CLASSIC_UDP, min(query.edns.payload, self.max_udp_payload))
 
-    def _answer(self, query: Query, result: Result, snapshot: Snapshot, limit: int) -> bytes:
+    def _answer(self, query: Query, result: Result, limit: int) -> bytes:
         rcode, authoritative, negative = _SHAPES[result.outcome]
         answer, authority, additional = [], [], []
         if authoritative:
             # The zone apex inside the question, for owners below the apex.
-            apex = struct.pack("!H", 0xC000 | _apex_offset(query, snapshot))
+            apex = struct.pack("!H", 0xC000 | query.offsets[len(query.labels) - result.apex])
             if negative:
-                authority.append(apex + snapshot.negative_soa)
+                authority.append(apex + result.soa)
             if result.rrset is not None:
                 answer = [ANSWER_POINTER + tail for tail in result.rrset.tails]
                 additional = [glue.owner + apex + t for glue in result.rrset.glue for t in glue.tails]
@@ -104,12 +105,6 @@ def _pack(query: Query, flags: int, sections: list[list[bytes]], opt: bytes) -> 
     answer, authority, additional = sections
     header = HEADER.pack(query.id, flags, 1, len(answer), len(authority), len(additional) + bool(opt))
     return b"".join((header, query.question, *answer, *authority, *additional, opt))
-
-
-def _apex_offset(query: Query, snapshot: Snapshot) -> int:
-    """Where the apex starts inside the question; only asked of names in the zone,
-    which the zone's (non-empty) origin ends, so the label is always there."""
-    return query.offsets[len(query.labels) - len(snapshot.origin)]
 
 
 def _bare_error(message: bytes, rcode: int) -> bytes | None:

@@ -24,6 +24,11 @@ class ZoneSettings:
     # (--ns-address; the manifests pass the pod IP). Empty: that name has no
     # address, which only a secondary or a zone validator would ever ask for.
     ns_addresses: tuple[str, ...] = ()
+    # PTR names for every address published (--ptr); ``reverse_zones`` are the
+    # reverse zones we are the authority for (--reverse-zone): below them a name
+    # we do not own is NXDOMAIN; elsewhere it is REFUSED, as any name not ours.
+    ptr: bool = True
+    reverse_zones: tuple[str, ...] = ()
 
     @property
     def labels(self) -> Labels:

@@ -13,6 +13,7 @@ import dnslib
 import immutables
 
 from .build import ServiceEntry
+from .reverse import contributions, reverse_zone_labels, update
 from .rrset import EMPTY_NON_TERMINAL, NS, SOA, TXT, Glue, Labels, Node, RRset, address_rrsets, tail, wire_labels
 from .settings import ZoneSettings
 
@@ -26,6 +27,22 @@ class Snapshot:
     services: immutables.Map  # (namespace, service) as bytes -> ServiceEntry
     namespaces: immutables.Map  # namespace as bytes -> how many services it holds
     negative_soa: bytes  # SOA tail for the authority of negative answers
+    ttl: int = 5
+    reverse: immutables.Map = immutables.Map()  # packed address -> owner names (wire), see zone.reverse
+    reverse_zones: tuple[Labels, ...] = ()  # where an address we do not own is NXDOMAIN, not REFUSED
+    ptr: bool = True
+
+    @property
+    def zones(self) -> tuple["Snapshot", ...]:
+        """The forward zones a query may fall in: this one (see ``ZoneSet``)."""
+        return (self,)
+
+    @property
+    def primary(self) -> "Snapshot":
+        return self
+
+    def owners(self, address: bytes) -> tuple[bytes, ...]:
+        return self.reverse.get(address, ())
 
     def node(self, below: Labels) -> Node | None:
         """The node at labels below the apex, or None if the name does not exist."""
@@ -74,4 +91,9 @@ def apex_names(settings: ZoneSettings, serial: int) -> tuple[dict[Labels, Node],
 
 def empty_snapshot(settings: ZoneSettings, serial: int) -> Snapshot:
     apex, negative = apex_names(settings, serial)
-    return Snapshot(settings.labels, serial, False, apex, immutables.Map(), immutables.Map(), negative)
+    reverse = update(immutables.Map(), {}, contributions(apex.items(), settings.labels)) if settings.ptr else immutables.Map()
+    zones = tuple(labels for labels in map(reverse_zone_labels, settings.reverse_zones) if labels)
+    return Snapshot(
+        settings.labels, serial, False, apex, immutables.Map(), immutables.Map(), negative,
+        ttl=settings.ttl, reverse=reverse, reverse_zones=zones, ptr=settings.ptr,
+    )

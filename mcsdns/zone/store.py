@@ -16,6 +16,7 @@ from ..model.convert import KARMADA_DERIVED
 from ..model.events import Delete, Event, Outage, Recovered, Replace, Upsert
 from ..model.records import EndpointSlice, Kind, Record, Service, ServiceImport, key_of
 from .build import build_service
+from .reverse import contributions, update
 from .settings import ZoneSettings
 from .snapshot import Snapshot, apex_names, empty_snapshot
 
@@ -101,6 +102,7 @@ class ZoneStore:
         old = self.snapshot
         services = old.services.mutate()
         namespaces = old.namespaces.mutate()
+        reverse = old.reverse
         changed = False
         for namespace, name in touched:
             key = (namespace.encode(), name.encode())
@@ -109,6 +111,13 @@ class ZoneStore:
             if before == after:
                 continue
             changed = True
+            if old.ptr:
+                suffix = (key[1], key[0], b"svc", *old.origin)
+                reverse = update(
+                    reverse,
+                    contributions(before.names.items(), suffix) if before else {},
+                    contributions(after.names.items(), suffix) if after else {},
+                )
             count = namespaces.get(key[0], 0) + (after is not None) - (before is not None)
             if after is None:
                 del services[key]
@@ -131,6 +140,7 @@ class ZoneStore:
             negative_soa=negative,
             services=services.finish(),
             namespaces=namespaces.finish(),
+            reverse=reverse,
         )
         if self._on_publish is not None:
             self._on_publish(self.snapshot)

@@ -67,6 +67,8 @@ EXPLAIN = [
     ("www.example.com", "A", ["not in the zone clusterset.local."], "answer: REFUSED"),
     ("clusterset.local", "SOA", ["the zone apex"], "answer: 1 record(s)"),
     ("dns-version.clusterset.local", "TXT", ["the MCS schema version"], "answer: 1 record(s)"),
+    ("11.0.1.10.in-addr.arpa", "PTR", ["address 10.1.0.11 is published by 1 name(s)"], "answer: 1 record(s)"),
+    ("13.0.1.10.in-addr.arpa", "PTR", ["address 10.1.0.13 is published by no name"], "answer: REFUSED"),
 ]
 
 

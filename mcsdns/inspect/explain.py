@@ -9,6 +9,7 @@ Service derived-web; ..." instead of guessing from an NXDOMAIN.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Iterable
 
 import dnslib
@@ -17,6 +18,7 @@ from ..engine.lookup import Outcome, lookup
 from ..model.convert import KARMADA_DERIVED
 from ..model.records import EndpointSlice, Rejected, ServiceImport
 from ..zone.build import clusterset_ips, dashed, local_backends
+from ..zone.reverse import address_of
 from ..zone.rrset import Labels
 from ..zone.store import ZoneStore
 from .zonefile import owner_text, record_text
@@ -59,7 +61,9 @@ def explain(store: ZoneStore, name: str, qtype: str = "A", rejected: Iterable[Re
     shown = owner_text(labels)
     lines = [f"{shown} {dnslib.QTYPE.get(rtype)}  (zone {owner_text(origin)} serial {snapshot.serial})"]
     cut = len(labels) - len(origin)
-    if cut < 0 or labels[cut:] != origin:
+    if labels[-1:] == (b"arpa",) and (cut < 0 or labels[cut:] != origin):
+        lines.extend(_reverse_reasons(snapshot, labels))
+    elif cut < 0 or labels[cut:] != origin:
         lines.append(f"not in the zone {owner_text(origin)}: refused (mcsdns is authoritative only, not a resolver)")
     elif not snapshot.ready:
         lines.append("the source has not completed its first full sync: every query gets SERVFAIL")
@@ -81,6 +85,22 @@ _OUTCOMES = {
     Outcome.SERVFAIL: "SERVFAIL",
     Outcome.FORMERR: "FORMERR (not a type one may ask for)",
 }
+
+
+def _reverse_reasons(snapshot, labels: Labels) -> list[str]:
+    if not snapshot.ptr:
+        return ["PTR answers are off (--ptr false): refused"]
+    address = address_of(labels)
+    if address is None:
+        return ["not the reverse name of one address (4 labels under in-addr.arpa, 32 under ip6.arpa)"]
+    owners = snapshot.owners(address)
+    shown = str(ipaddress.ip_address(address))
+    if owners:
+        return [f"address {shown} is published by {len(owners)} name(s) of the zone"]
+    zones = [owner_text(zone) for zone in snapshot.reverse_zones if labels[len(labels) - len(zone):] == zone]
+    if zones:
+        return [f"address {shown} is published by no name; we are the authority for {zones[0]} (--reverse-zone)"]
+    return [f"address {shown} is published by no name, and no --reverse-zone covers it: refused"]
 
 
 def _reasons(store: ZoneStore, below: Labels, rejected: list[Rejected]) -> list[str]:

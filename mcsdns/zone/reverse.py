@@ -60,30 +60,49 @@ def contributions(names: Iterable[tuple[Labels, Node]], suffix: Labels) -> Contr
     completing each owner to an absolute name."""
     owners: dict[bytes, list[Labels]] = {}
     for below, node in names:
+        rrsets = node.rrsets
         for rtype in (A, AAAA):
-            rrset = node.rrsets.get(rtype)
+            rrset = rrsets.get(rtype)
             if rrset is not None:
                 for tail in rrset.tails:
                     owners.setdefault(tail[10:], []).append(below)
+    ending = wire_labels(suffix) + b"\0"
     found: Contribution = {}
     for address, belows in owners.items():
-        deepest = max(len(below) for below in belows)
-        chosen = sorted({below for below in belows if len(below) == deepest})
-        found[address] = [wire_labels(below + suffix) + b"\0" for below in chosen]
+        if len(belows) > 1:
+            deepest = max(map(len, belows))
+            belows = sorted({below for below in belows if len(below) == deepest})
+        found[address] = [wire_labels(below) + ending for below in belows]
     return found
 
 
 def update(index: immutables.Map, removed: Contribution, added: Contribution) -> immutables.Map:
     """The index with one service's old owners out and its new ones in."""
-    if removed == added:
-        return index
     mutation = index.mutate()
+    change(mutation, removed, added)
+    return mutation.finish()
+
+
+def change(mutation, removed: Contribution, added: Contribution) -> None:
+    """``update`` inside a mutation the caller finishes: one per batch, not per service."""
+    if removed == added:
+        return
     for address, owners in removed.items():
-        kept = tuple(owner for owner in mutation.get(address, ()) if owner not in owners)
+        kept = tuple(owner for owner in held(mutation, address) if owner not in owners)
         if kept:
-            mutation[address] = kept
+            mutation[address] = kept[0] if len(kept) == 1 else kept
         else:
             mutation.pop(address, None)
     for address, owners in added.items():
-        mutation[address] = tuple(sorted({*mutation.get(address, ()), *owners}))
-    return mutation.finish()
+        now = held(mutation, address)
+        merged = sorted({*now, *owners}) if now else owners
+        mutation[address] = merged[0] if len(merged) == 1 else tuple(merged)
+
+
+def held(index, address: bytes) -> tuple[bytes, ...]:
+    """The owners of an address. One owner, by far the most common, is stored
+    as the bare name: a tuple around each of a million names costs 56 MB."""
+    value = index.get(address)
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, bytes) else value

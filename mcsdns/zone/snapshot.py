@@ -13,7 +13,7 @@ import dnslib
 import immutables
 
 from .build import ServiceEntry
-from .reverse import contributions, reverse_zone_labels, update
+from .reverse import contributions, held, reverse_zone_labels, update
 from .rrset import EMPTY_NON_TERMINAL, NS, SOA, TXT, Glue, Labels, Node, RRset, address_rrsets, tail, wire_labels
 from .settings import ZoneSettings
 
@@ -42,7 +42,7 @@ class Snapshot:
         return self
 
     def owners(self, address: bytes) -> tuple[bytes, ...]:
-        return self.reverse.get(address, ())
+        return held(self.reverse, address)
 
     def node(self, below: Labels) -> Node | None:
         """The node at labels below the apex, or None if the name does not exist."""

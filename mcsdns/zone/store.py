@@ -16,7 +16,7 @@ from ..model.convert import KARMADA_DERIVED
 from ..model.events import Delete, Event, Outage, Recovered, Replace, Upsert
 from ..model.records import EndpointSlice, Kind, Record, Service, ServiceImport, key_of
 from .build import build_service
-from .reverse import contributions, update
+from .reverse import change, contributions
 from .settings import ZoneSettings
 from .snapshot import Snapshot, apex_names, empty_snapshot
 
@@ -102,7 +102,7 @@ class ZoneStore:
         old = self.snapshot
         services = old.services.mutate()
         namespaces = old.namespaces.mutate()
-        reverse = old.reverse
+        reverse = old.reverse.mutate() if old.ptr else None
         changed = False
         for namespace, name in touched:
             key = (namespace.encode(), name.encode())
@@ -111,9 +111,9 @@ class ZoneStore:
             if before == after:
                 continue
             changed = True
-            if old.ptr:
+            if reverse is not None:
                 suffix = (key[1], key[0], b"svc", *old.origin)
-                reverse = update(
+                change(
                     reverse,
                     contributions(before.names.items(), suffix) if before else {},
                     contributions(after.names.items(), suffix) if after else {},
@@ -140,7 +140,7 @@ class ZoneStore:
             negative_soa=negative,
             services=services.finish(),
             namespaces=namespaces.finish(),
-            reverse=reverse,
+            reverse=reverse.finish() if reverse is not None else old.reverse,
         )
         if self._on_publish is not None:
             self._on_publish(self.snapshot)

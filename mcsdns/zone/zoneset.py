@@ -36,4 +36,4 @@ class ZoneSet:
 
     def owners(self, address: bytes) -> tuple[bytes, ...]:
         """Every zone's names for an address, zone by zone in the configured order."""
-        return tuple(owner for zone in self.zones for owner in zone.reverse.get(address, ()))
+        return tuple(owner for zone in self.zones for owner in zone.owners(address))

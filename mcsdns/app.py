@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Callable
 
 from .config import Config
+from .heap import LOAD_LIMIT, LoadPhase
 from .engine.cache import ResponseCache
 from .engine.respond import Responder
 from .inspect.explain import ExplainError, explain
@@ -100,6 +101,7 @@ class App:
         self._http: HealthServer | None = None
         self._outage: str | None = None
         self._last = self.store.snapshot  # the previous publish, to see what changed
+        self._load = LoadPhase()
 
     def answer(self, message: bytes, udp: bool) -> tuple[bytes | None, int]:
         return self.responder.answer(message, self.view, udp)
@@ -153,6 +155,7 @@ class App:
         if snapshot.serial != old.serial or self.observed.changed_at is None:
             self.observed.changed_at = time.monotonic()
         if snapshot.ready and not old.ready:
+            self._load.end()
             log.info(
                 "first full sync: serving %d services, serial %d", len(snapshot.services), snapshot.serial,
                 extra={"event": "synced", "services": len(snapshot.services), "serial": snapshot.serial},
@@ -224,6 +227,8 @@ class App:
         stop = asyncio.Event()
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(number, stop.set)
+        self._load.begin()
+        loop.call_later(LOAD_LIMIT, self._load.end)
         feeding = asyncio.create_task(self._feed(), name="source")
         await stop.wait()
         log.info("stopping", extra={"event": "stopping"})

@@ -130,6 +130,8 @@ def test_incremental_index_equals_a_fresh_build():
         fresh = ZoneStore(settings, 1, frozenset(Kind))
         fresh.apply([Upsert(item) for item in store.objects()])
         assert dict(store.snapshot.reverse.items()) == dict(fresh.snapshot.reverse.items()), f"step {step}: {event}"
+        ptrs = lambda snapshot: {a: snapshot.owners(a) for a in snapshot.reverse.keys()}  # noqa: E731
+        assert ptrs(store.snapshot) == ptrs(fresh.snapshot), f"step {step}: {event}"
 
 
 @pytest.mark.parametrize(

@@ -52,13 +52,15 @@ _FLAGS = [
     ("--ns-address", "IP[,IP]", "addresses of ns.dns.<zone>, the server the apex NS names (e.g. the pod IP)"),
     ("--ptr", "BOOL", "answer PTR queries for the addresses the zone publishes (default true)"),
     ("--reverse-zone", "ZONE|CIDR[,...]", "reverse zones we are the authority for: NXDOMAIN, not REFUSED, for the rest of them"),
+    ("--lighthouse-names", "BOOL", "also answer <cluster>.<svc>.<ns>.svc.<zone> (Submariner lighthouse's per-cluster names; reserved by the MCS spec) (default false)"),
     ("--debug-explain", "BOOL", "serve /debug/explain?name=&type= on the HTTP address; it shows object names (default false)"),
 ]
 
 
 # What ``zone`` and ``explain`` take: what shapes the zone, not how it is served.
 _ZONE_FLAGS = ("--source", "--zone", "--ttl", "--dns-version", "--log-level", "--kubeconfig", "--context",
-               "--cluster-id", "--producer", "--local-first", "--ns-address", "--ptr", "--reverse-zone")
+               "--cluster-id", "--producer", "--local-first", "--ns-address", "--ptr", "--reverse-zone",
+               "--lighthouse-names")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
             extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"},
-                     "--debug-explain": {"nargs": "?", "const": "true"}, "--ptr": {"nargs": "?", "const": "true"}}.get(flag, {})
+                     "--debug-explain": {"nargs": "?", "const": "true"}, "--ptr": {"nargs": "?", "const": "true"},
+                     "--lighthouse-names": {"nargs": "?", "const": "true"}}.get(flag, {})
             command.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
         command.add_argument("--version", action="version", version=f"mcsdns {version()}")
     return parser
@@ -162,6 +165,7 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         "--ns-address": ("ns_address", lambda v: parse_ips(v, "--ns-address")),
         "--debug-explain": ("debug_explain", lambda v: parse_flag(v, "--debug-explain")),
         "--ptr": ("ptr", lambda v: parse_flag(v, "--ptr")),
+        "--lighthouse-names": ("lighthouse_names", lambda v: parse_flag(v, "--lighthouse-names")),
         "--reverse-zone": ("reverse_zones", parse_reverse_zones),
     }
     for flag, (field, convert) in converters.items():

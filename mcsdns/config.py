@@ -48,6 +48,7 @@ class Config:
     ns_address: tuple[str, ...] = ()
     debug_explain: bool = False
     ptr: bool = True
+    lighthouse_names: bool = False
     reverse_zones: tuple[str, ...] = ()
 
 

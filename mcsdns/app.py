@@ -19,8 +19,10 @@ from collections import Counter
 from typing import Callable
 
 from .config import Config
+from .heap import LOAD_LIMIT, LoadPhase
 from .engine.cache import ResponseCache
 from .engine.respond import Responder
+from .inspect.explain import ExplainError, explain
 from .model.events import Event, Outage
 from .model.records import Rejected
 from .observe import logs
@@ -32,10 +34,12 @@ from .transport.udp import UdpServer, bind_udp
 from .zone.settings import ZoneSettings
 from .zone.snapshot import Snapshot
 from .zone.store import ZoneStore
+from .zone.zoneset import ZoneSet
 
 log = logging.getLogger("mcsdns")
 EXIT_OK, EXIT_USAGE = 0, 2
 SOURCE_RESTART = 1.0
+MAX_REJECTIONS = 10_000  # rejected objects remembered for /debug/explain
 
 
 class StartupError(Exception):
@@ -52,21 +56,37 @@ def make_source(config: Config, rejected: Callable[[Rejected], None]):
     return FolderSource(config.source, interval=config.poll_interval, on_reject=rejected)
 
 
+def make_store(
+    config: Config, required, on_publish: Callable[[Snapshot], None] | None = None, zone: str | None = None
+) -> ZoneStore:
+    """The store of one zone (the primary unless ``zone`` names another)."""
+    settings = ZoneSettings(
+        origin=zone or config.zone,
+        ttl=config.ttl,
+        dns_version=config.dns_version,
+        local_cluster=config.cluster_id if config.local_first else None,
+        ns_addresses=config.ns_address,
+        ptr=config.ptr,
+        reverse_zones=config.reverse_zones,
+        lighthouse_names=config.lighthouse_names,
+    )
+    # Start the serial at the clock so a restart never goes backwards (RFC 1982).
+    return ZoneStore(settings, int(time.time()), required, on_publish=on_publish)
+
+
 class App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.rejected: Counter = Counter()  # (kind, field) -> objects, for the metrics
         self.partial: Counter = Counter()  # (kind, field) -> objects kept with a part left out
+        self.rejections: dict[tuple[str, str, str], Rejected] = {}  # with --debug-explain only
         self.source = make_source(config, self._rejected)
-        settings = ZoneSettings(
-            origin=config.zone,
-            ttl=config.ttl,
-            dns_version=config.dns_version,
-            local_cluster=config.cluster_id if config.local_first else None,
-            ns_addresses=config.ns_address,
-        )
-        # Start the serial at the clock so a restart never goes backwards (RFC 1982).
-        self.store = ZoneStore(settings, int(time.time()), self.source.required, on_publish=self._published)
+        self.store = make_store(config, self.source.required, on_publish=self._published)
+        # Further zones hold the same names under their own apex and serial.
+        self.stores = [self.store] + [
+            make_store(config, self.source.required, self._published_extra, zone) for zone in config.extra_zones
+        ]
+        self.view: Snapshot | ZoneSet = self._view()  # what the engine reads: every zone at once
         self.responder = ResponseCache(Responder(config.max_udp_payload))
         self.observed = Observed(
             snapshot=lambda: self.store.snapshot,
@@ -82,9 +102,18 @@ class App:
         self._http: HealthServer | None = None
         self._outage: str | None = None
         self._last = self.store.snapshot  # the previous publish, to see what changed
+        self._load = LoadPhase()
 
     def answer(self, message: bytes, udp: bool) -> tuple[bytes | None, int]:
-        return self.responder.answer(message, self.store.snapshot, udp)
+        return self.responder.answer(message, self.view, udp)
+
+    def _view(self) -> Snapshot | ZoneSet:
+        if len(self.stores) == 1:
+            return self.store.snapshot
+        return ZoneSet(tuple(store.snapshot for store in self.stores))
+
+    def _published_extra(self, snapshot: Snapshot) -> None:
+        self.view = self._view()
 
     def readiness(self) -> tuple[bool, str]:
         """(ready, the /readyz body): not ready while draining or before the first
@@ -107,19 +136,37 @@ class App:
 
     def _rejected(self, item: Rejected) -> None:
         (self.partial if item.partial else self.rejected)[(item.kind, item.field)] += 1
+        if self.config.debug_explain:  # the latest word on each object, for /debug/explain
+            key = (item.kind, item.namespace, item.name)
+            self.rejections.pop(key, None)
+            self.rejections[key] = item
+            if len(self.rejections) > MAX_REJECTIONS:
+                del self.rejections[next(iter(self.rejections))]
+
+    def explain(self, name: str, qtype: str) -> tuple[bool, str]:
+        """(question made sense, text) for /debug/explain."""
+        try:
+            return True, "\n".join(explain(self.store, name, qtype, self.rejections.values()))
+        except ExplainError as error:
+            return False, str(error)
 
     def _published(self, snapshot: Snapshot) -> None:
+        self.view = self._view()
         old, self._last = self._last, snapshot
         if snapshot.serial != old.serial or self.observed.changed_at is None:
             self.observed.changed_at = time.monotonic()
         if snapshot.ready and not old.ready:
+            self._load.end()
             log.info(
                 "first full sync: serving %d services, serial %d", len(snapshot.services), snapshot.serial,
                 extra={"event": "synced", "services": len(snapshot.services), "serial": snapshot.serial},
             )
 
     def _apply(self, events: list[Event]) -> None:
-        self.store.apply(events)
+        events = list(events)  # each store reads them all
+        for store in self.stores[1:]:
+            store.apply(events)
+        self.store.apply(events)  # last: its publish is what the log and the metrics follow
         outage = self.store.outage
         if outage != self._outage:
             if outage is not None:
@@ -145,7 +192,7 @@ class App:
             self._tcp.append(tcp)
             self.observed.transports += [udp.stats, tcp.stats]
         if self.config.http is not None:
-            self._http = HealthServer(self.metrics, self.readiness)
+            self._http = HealthServer(self.metrics, self.readiness, self.explain if self.config.debug_explain else None)
             try:
                 await self._http.start(*self.config.http)
             except OSError as error:
@@ -158,7 +205,7 @@ class App:
         addresses = [_show(host, port) for host, port in self.config.listen]
         http = _show(*self.config.http) if self.config.http else None
         log.info(
-            "answering for %s on %s (udp+tcp)%s", self.config.zone, ", ".join(addresses),
+            "answering for %s on %s (udp+tcp)%s", ", ".join((self.config.zone, *self.config.extra_zones)), ", ".join(addresses),
             f"; http on {http}" if http else "",
             extra={"event": "listening", "zone": self.config.zone, "addresses": addresses, "http": http},
         )
@@ -181,6 +228,8 @@ class App:
         stop = asyncio.Event()
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(number, stop.set)
+        self._load.begin()
+        loop.call_later(LOAD_LIMIT, self._load.end)
         feeding = asyncio.create_task(self._feed(), name="source")
         await stop.wait()
         log.info("stopping", extra={"event": "stopping"})

@@ -24,7 +24,8 @@ from .config import (
     parse_cluster_id,
     parse_flag,
     parse_ips,
-    parse_zone,
+    parse_reverse_zones,
+    parse_zones,
 )
 
 EXIT_USAGE = 2
@@ -32,7 +33,7 @@ EXIT_USAGE = 2
 _FLAGS = [
     ("--source", "PATH|kube", "a YAML/JSON file or folder of Kubernetes objects, or 'kube' for the Kubernetes API (required)"),
     ("--listen", "HOST:PORT", "UDP and TCP address to answer on; repeat or comma-separate for several (default 0.0.0.0:5353)"),
-    ("--zone", "NAME", "the zone to serve (default clusterset.local)"),
+    ("--zone", "NAME[,NAME]", "the zone(s) to serve, each with its own SOA, the same names in each (default clusterset.local)"),
     ("--ttl", "SECONDS", "TTL of every record, and the negative-caching TTL (default 5)"),
     ("--dns-version", "TEXT", "the TXT at dns-version.<zone> (default 1.0.0, the MCS DNS schema)"),
     ("--http", "HOST:PORT|off", "address for /healthz, /readyz and /metrics (default 0.0.0.0:8080)"),
@@ -49,7 +50,17 @@ _FLAGS = [
     ("--producer", "NAME", "with --source kube: auto, standard, karmada or lighthouse (default auto)"),
     ("--local-first", "BOOL", "answer ClusterSetIP names with this cluster's backends while it has ready ones"),
     ("--ns-address", "IP[,IP]", "addresses of ns.dns.<zone>, the server the apex NS names (e.g. the pod IP)"),
+    ("--ptr", "BOOL", "answer PTR queries for the addresses the zone publishes (default true)"),
+    ("--reverse-zone", "ZONE|CIDR[,...]", "reverse zones we are the authority for: NXDOMAIN, not REFUSED, for the rest of them"),
+    ("--lighthouse-names", "BOOL", "also answer <cluster>.<svc>.<ns>.svc.<zone> (Submariner lighthouse's per-cluster names; reserved by the MCS spec) (default false)"),
+    ("--debug-explain", "BOOL", "serve /debug/explain?name=&type= on the HTTP address; it shows object names (default false)"),
 ]
+
+
+# What ``zone`` and ``explain`` take: what shapes the zone, not how it is served.
+_ZONE_FLAGS = ("--source", "--zone", "--ttl", "--dns-version", "--log-level", "--kubeconfig", "--context",
+               "--cluster-id", "--producer", "--local-first", "--ns-address", "--ptr", "--reverse-zone",
+               "--lighthouse-names")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,11 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer DNS for the zone",
         description="Answer DNS for the zone. Every flag may also be set as MCSDNS_<FLAG> in the environment.",
     )
-    for flag, metavar, text in _FLAGS:
-        env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
-        extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"}}.get(flag, {})
-        serve.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
-    serve.add_argument("--version", action="version", version=f"mcsdns {version()}")
+    zone = commands.add_parser(
+        "zone",
+        help="print the zone as RFC 1035 zone-file text",
+        description="Read the source once (to its first full sync) and print the zone serve would answer from, "
+        "as zone-file text that NSD, Knot or BIND load.",
+    )
+    explain = commands.add_parser(
+        "explain",
+        help="say which objects make a name's answer, or why it has none",
+        description="Read the source once and explain the answer to one question: the objects found, "
+        "the rules applied, and the records (or NXDOMAIN/NODATA and why).",
+    )
+    explain.add_argument("name", metavar="NAME", help="e.g. web.shop.svc.clusterset.local")
+    explain.add_argument("type", metavar="TYPE", nargs="?", default="A", help="record type (default A)")
+    for command in (zone, explain):
+        command.add_argument("--sync-timeout", metavar="SECONDS", type=float, default=120.0,
+                             help="how long to wait for the source's first full sync (default 120)")
+    for command, flags in ((serve, None), (zone, _ZONE_FLAGS), (explain, _ZONE_FLAGS)):
+        for flag, metavar, text in _FLAGS:
+            if flags is not None and flag not in flags:
+                continue
+            env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
+            extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"},
+                     "--debug-explain": {"nargs": "?", "const": "true"}, "--ptr": {"nargs": "?", "const": "true"},
+                     "--lighthouse-names": {"nargs": "?", "const": "true"}}.get(flag, {})
+            command.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
+        command.add_argument("--version", action="version", version=f"mcsdns {version()}")
     return parser
 
 
@@ -88,6 +121,8 @@ def version() -> str:
 
 
 def _value(args: argparse.Namespace, flag: str, environ: dict[str, str]):
+    if not hasattr(args, flag[2:].replace("-", "_")):
+        return None  # not a flag of this command (zone/explain take no --listen)
     value = getattr(args, flag[2:].replace("-", "_"))
     if value is None:
         value = environ.get("MCSDNS_" + flag[2:].upper().replace("-", "_"))
@@ -95,7 +130,10 @@ def _value(args: argparse.Namespace, flag: str, environ: dict[str, str]):
 
 
 def config_from(argv: list[str], environ: dict[str, str]) -> Config:
-    args = build_parser().parse_args(argv)
+    return _config(build_parser().parse_args(argv), environ)
+
+
+def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
     raw = {flag: _value(args, flag, environ) for flag, _, _ in _FLAGS}
     if not raw["--source"]:
         raise ConfigError("--source is required (a file or folder of YAML, or 'kube')")
@@ -109,7 +147,7 @@ def config_from(argv: list[str], environ: dict[str, str]) -> Config:
         off = raw["--http"].strip().lower() in ("", "off", "none")
         settings["http"] = None if off else parse_address(raw["--http"], "--http")
     converters = {
-        "--zone": ("zone", parse_zone),
+        "--zone": ("zones", parse_zones),
         "--ttl": ("ttl", lambda v: bounded(v, "--ttl", 0, 2**31 - 1)),
         "--dns-version": ("dns_version", _dns_version),
         "--max-udp-payload": ("max_udp_payload", lambda v: bounded(v, "--max-udp-payload", 512, 65535)),
@@ -125,10 +163,17 @@ def config_from(argv: list[str], environ: dict[str, str]) -> Config:
         "--producer": ("producer", lambda v: choice(v.lower(), "--producer", PRODUCERS)),
         "--local-first": ("local_first", lambda v: parse_flag(v, "--local-first")),
         "--ns-address": ("ns_address", lambda v: parse_ips(v, "--ns-address")),
+        "--debug-explain": ("debug_explain", lambda v: parse_flag(v, "--debug-explain")),
+        "--ptr": ("ptr", lambda v: parse_flag(v, "--ptr")),
+        "--lighthouse-names": ("lighthouse_names", lambda v: parse_flag(v, "--lighthouse-names")),
+        "--reverse-zone": ("reverse_zones", parse_reverse_zones),
     }
     for flag, (field, convert) in converters.items():
         if raw[flag] is not None:
             settings[field] = convert(raw[flag])
+    if "zones" in settings:
+        settings["zone"], *rest = settings.pop("zones")
+        settings["extra_zones"] = tuple(rest)
     if settings.get("local_first") and not settings.get("cluster_id"):
         raise ConfigError("--local-first needs --cluster-id (which cluster is local?)")
     return Config(**{**{f: getattr(defaults, f) for f in defaults.__dataclass_fields__}, **settings})
@@ -141,13 +186,18 @@ def _dns_version(value: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        config = config_from(sys.argv[1:] if argv is None else argv, dict(os.environ))
+        config = _config(args, dict(os.environ))
     except ConfigError as error:
         fail(str(error))
-    from .app import run  # imported late: --help and bad flags stay fast
+    if args.command == "serve":
+        from .app import run  # imported late: --help and bad flags stay fast
 
-    return run(config)
+        return run(config)
+    from .inspect.command import inspect
+
+    return inspect(config, args.command, getattr(args, "name", None), getattr(args, "type", None), args.sync_timeout)
 
 
 if __name__ == "__main__":

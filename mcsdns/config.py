@@ -29,6 +29,7 @@ class Config:
     source: str
     listen: tuple[Address, ...] = (("0.0.0.0", 5353),)
     zone: str = "clusterset.local"
+    extra_zones: tuple[str, ...] = ()  # --zone a,b: b onwards, served with the same objects
     ttl: int = 5
     dns_version: str = "1.0.0"
     http: Address | None = ("0.0.0.0", 8080)
@@ -45,6 +46,10 @@ class Config:
     producer: str = "auto"
     local_first: bool = False
     ns_address: tuple[str, ...] = ()
+    debug_explain: bool = False
+    ptr: bool = True
+    lighthouse_names: bool = False
+    reverse_zones: tuple[str, ...] = ()
 
 
 def parse_address(text: str, what: str) -> Address:
@@ -68,6 +73,48 @@ def parse_zone(text: str) -> str:
         return subdomain(text.strip().rstrip("."), "--zone")
     except Invalid:
         raise ConfigError(f"--zone: {text!r} is not a domain name") from None
+
+
+def parse_zones(text: str) -> tuple[str, ...]:
+    """``--zone a[,b...]``: the zones to serve, the first one primary; no repeats, none inside another
+    would be ambiguous, so nesting is allowed (the longest match wins) but repeats are not."""
+    zones = tuple(parse_zone(part) for part in text.split(",") if part.strip())
+    if not zones:
+        raise ConfigError("--zone: no zone given")
+    if len(set(zones)) != len(zones):
+        raise ConfigError(f"--zone: {text!r} names a zone twice")
+    return zones
+
+
+def parse_reverse_zones(text: str) -> tuple[str, ...]:
+    """``--reverse-zone``: reverse zone names (10.in-addr.arpa) or the networks they
+    cover (10.0.0.0/8, fd00::/8), on an octet (IPv4) or nibble (IPv6) boundary."""
+    zones = []
+    for part in (part.strip() for part in text.split(",") if part.strip()):
+        if "/" in part:
+            try:
+                network = ipaddress.ip_network(part)
+            except ValueError:
+                raise ConfigError(f"--reverse-zone: {part!r} is not a network (e.g. 10.0.0.0/8)") from None
+            step = 8 if network.version == 4 else 4
+            if network.prefixlen % step or network.prefixlen == 0:
+                raise ConfigError(f"--reverse-zone: {part} must end on a{'n octet' if step == 8 else ' nibble'} boundary (/{step}, /{2 * step}, ...)")
+            name = network.network_address.reverse_pointer.split(".")
+            keep = network.prefixlen // step
+            zones.append(".".join(name[len(name) - 2 - keep:]))
+        else:
+            name = part.lower().rstrip(".")
+            labels = name.split(".")
+            tail, depth = (labels[-2:], (4 if labels[-2:] == ["in-addr", "arpa"] else 32))
+            ok = tail in (["in-addr", "arpa"], ["ip6", "arpa"]) and 0 < len(labels) - 2 <= depth
+            if ok and tail == ["in-addr", "arpa"]:
+                ok = all(label.isdigit() and int(label) < 256 and str(int(label)) == label for label in labels[:-2])
+            elif ok:
+                ok = all(len(label) == 1 and label in "0123456789abcdef" for label in labels[:-2])
+            if not ok:
+                raise ConfigError(f"--reverse-zone: {part!r} is not a reverse zone (e.g. 10.in-addr.arpa or 10.0.0.0/8)")
+            zones.append(name)
+    return tuple(dict.fromkeys(zones))
 
 
 def bounded(value: str | float, what: str, low: float, high: float, kind: type = int):

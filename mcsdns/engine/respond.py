@@ -12,6 +12,7 @@ import logging
 import struct
 
 from ..zone.snapshot import Snapshot
+from ..zone.zoneset import ZoneSet
 from .lookup import Outcome, Result, lookup
 from .wire import HEADER, TYPE_TSIG, Dropped, FormError, NotImplementedOpcode, Query, Tsig, parse_query, read_header
 
@@ -49,7 +50,7 @@ class Responder:
         # 1232 avoids IP fragmentation on any path (DNS Flag Day 2020).
         self.max_udp_payload = max(CLASSIC_UDP, min(max_udp_payload, TCP_LIMIT))
 
-    def respond(self, message: bytes, snapshot: Snapshot, udp: bool = True) -> bytes | None:
+    def respond(self, message: bytes, snapshot: Snapshot | ZoneSet, udp: bool = True) -> bytes | None:
         """The response to send, or None when the message deserves none."""
         try:
             query = parse_query(message)
@@ -65,10 +66,10 @@ class Responder:
             # BADKEY (RFC 8945 5.2), the TSIG unsigned (5.3.2: MAC Size 0).
             return self._build(query, NOTAUTH, False, [], [], [], limit, _unsigned_tsig(query.tsig, BADKEY))
         try:
-            return self._answer(query, lookup(snapshot, query.labels, query.qtype, query.qclass), snapshot, limit)
+            return self._answer(query, lookup(snapshot, query.labels, query.qtype, query.qclass), limit)
         except Exception:  # a bug costs this answer (SERVFAIL), never the server
             log.exception("SERVFAIL for %r", query.labels)
-            return self._answer(query, Result(Outcome.SERVFAIL), snapshot, limit)
+            return self._answer(query, Result(Outcome.SERVFAIL), limit)
 
     def _limit(self, query: Query, udp: bool) -> int:
         if not udp:
@@ -77,14 +78,14 @@ class Responder:
             return CLASSIC_UDP
         return max(CLASSIC_UDP, min(query.edns.payload, self.max_udp_payload))
 
-    def _answer(self, query: Query, result: Result, snapshot: Snapshot, limit: int) -> bytes:
+    def _answer(self, query: Query, result: Result, limit: int) -> bytes:
         rcode, authoritative, negative = _SHAPES[result.outcome]
         answer, authority, additional = [], [], []
         if authoritative:
             # The zone apex inside the question, for owners below the apex.
-            apex = struct.pack("!H", 0xC000 | _apex_offset(query, snapshot))
+            apex = struct.pack("!H", 0xC000 | query.offsets[len(query.labels) - result.apex])
             if negative:
-                authority.append(apex + snapshot.negative_soa)
+                authority.append(apex + result.soa)
             if result.rrset is not None:
                 answer = [ANSWER_POINTER + tail for tail in result.rrset.tails]
                 additional = [glue.owner + apex + t for glue in result.rrset.glue for t in glue.tails]
@@ -123,12 +124,6 @@ def _unsigned_tsig(tsig: Tsig, error: int) -> bytes:
     keeps the engine free of clocks and the response a function of the query."""
     rdata = tsig.algorithm + tsig.signed + b"\x00\x00" + struct.pack("!HHH", tsig.original_id, error, 0)
     return tsig.key + TSIG_RR.pack(TYPE_TSIG, 255, 0, len(rdata)) + rdata  # CLASS ANY, TTL 0
-
-
-def _apex_offset(query: Query, snapshot: Snapshot) -> int:
-    """Where the apex starts inside the question; only asked of names in the zone,
-    which the zone's (non-empty) origin ends, so the label is always there."""
-    return query.offsets[len(query.labels) - len(snapshot.origin)]
 
 
 def _bare_error(message: bytes, rcode: int) -> bytes | None:

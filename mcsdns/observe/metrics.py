@@ -144,8 +144,9 @@ class _Collector(Collector):
 
     def _count_records(self, snapshot: Snapshot) -> int:
         if self._records[0] is not snapshot:
-            nodes = [*snapshot.apex.values(), *(n for e in snapshot.services.values() for n in e.names.values())]
-            self._records = (snapshot, sum(len(r.tails) for node in nodes for r in node.rrsets.values()))
+            apex = sum(len(r.tails) for node in snapshot.apex.values() for r in node.rrsets.values())
+            # Each service counts its own records once (without building its names).
+            self._records = (snapshot, apex + sum(entry.records for entry in snapshot.services.values()))
         return self._records[1]
 
 

@@ -11,6 +11,12 @@ resourceVersion; a watch from that version gives every change after it. Then:
   * the stream breaks, or stays silent past the read timeout (a watch that
     hangs with no error is a known failure of every client) -> resume from
     the last version;
+  * nothing at all from the server for ``probe_after`` seconds (a quiet watch,
+    or a request not answered) -> a one-object list must be answered within
+    ``probe_timeout``; if not, the server is hung: an outage, reported, and
+    the watch given up. A server that accepts connections and never answers
+    is not seen otherwise: a quiet watch looks the same, and the read timeout
+    (kept long, as BOOKMARKs come about once a minute) only resumes it;
   * any other failure -> report it, back off with jitter, retry; a 404 also
     forgets the discovered version, so a CRD installed or upgraded later is found.
 
@@ -63,6 +69,7 @@ class Pacing:
     backoff: tuple[float, float]  # first delay, ceiling (seconds)
     watch_timeout: int  # server-side timeoutSeconds, at least; up to twice that
     page_size: int
+    probe: tuple[float, float] = (15.0, 10.0)  # after this long with no word from the server, a probe; its timeout
 
 
 class Watcher:
@@ -77,6 +84,7 @@ class Watcher:
         self.version: str | None = None  # API version, from discovery
         self.resource_version: str | None = None  # None: relist next
         self.attempt = 0
+        self.heard = time.monotonic()  # when the server last showed it is alive
         self._noted: set[str] = set()
 
     async def run(self) -> None:
@@ -86,6 +94,22 @@ class Watcher:
                 await self._recover(problem)
 
     async def _cycle(self) -> Problem | None:
+        """One list (if due) and watch, given up early if the server stops answering."""
+        work = asyncio.ensure_future(self._list_and_watch())
+        watchdog = asyncio.ensure_future(self._watchdog())
+        try:
+            await asyncio.wait((work, watchdog), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                problem = watchdog.result()
+                self._count(problem, "timeout")
+                return problem
+            return work.result()
+        finally:
+            for task in (work, watchdog):
+                task.cancel()
+            await asyncio.gather(work, watchdog, return_exceptions=True)
+
+    async def _list_and_watch(self) -> Problem | None:
         try:
             if self.resource_version is None:
                 await self._relist()
@@ -96,6 +120,33 @@ class Watcher:
             problem = classify(error, self.feed.resource, self.api.host)
             self._count(problem, "timeout" if isinstance(error, ReadTimeoutError) else None)
             return problem
+
+    async def _watchdog(self) -> Problem:
+        """Returns only when the server, silent for ``probe_after``, fails a probe."""
+        after, timeout = self.pacing.probe
+        while True:
+            await asyncio.sleep(max(0.0, self.heard + after - time.monotonic()))
+            if time.monotonic() - self.heard < after:
+                continue  # heard from it meanwhile
+            problem = await self._probe(timeout)
+            if problem is not None:
+                return problem
+            self.heard = time.monotonic()
+
+    async def _probe(self, timeout: float) -> Problem | None:
+        """Whether the server answers a one-object list in time; a Problem if not.
+        Only a server that does not answer, or answers 5xx, fails: a 403 or 404
+        is an answer, and the list or watch meets it on its own."""
+        version = self.version or self.feed.resource.versions[0]
+        try:
+            await asyncio.wait_for(blocking(self.api.probe, self.feed, version, timeout), timeout)
+        except asyncio.TimeoutError:
+            return Problem(Fault.UNREACHABLE, f"the API server at {self.api.host} accepted a request but did not "
+                                              f"answer within {timeout:g}s (hung?)")
+        except Exception as error:
+            problem = classify(error, self.feed.resource, self.api.host)
+            return problem if problem.fault in (Fault.UNREACHABLE, Fault.SERVER) else None
+        return None
 
     def _count(self, problem: Problem, reason: str | None = None) -> None:
         self.stats.errors[(self.resource, problem.fault.value)] += 1
@@ -136,6 +187,7 @@ class Watcher:
                 raise Unreadable(f"a {self.feed.resource.plural} list without items or metadata")
             objects.extend(item for item in items or [] if _wanted(self.feed, item))  # keep only ours, page by page
             token = meta.get("continue")
+            self.heard = time.monotonic()
             if not token:
                 break
         if not meta.get("resourceVersion"):
@@ -152,10 +204,12 @@ class Watcher:
         response = await blocking(
             self.api.watch, self.feed, self.version, self.resource_version, timeout, on_abandon=_close
         )
+        self.heard = time.monotonic()
         self.sink.healthy(self.feed)
         stream, opened = LineStream(response, self.feed.name), time.monotonic()
         try:
             async for lines in stream.batches():
+                self.heard = time.monotonic()
                 changes, problem = self._decode(lines)
                 if changes:
                     self.sink.changed(self.feed, changes)

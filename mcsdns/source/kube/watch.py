@@ -49,7 +49,11 @@ CHANGES = ("ADDED", "MODIFIED", "DELETED")
 MAX_DOUBLINGS = 20
 UPDATE_BUDGET = 0.01  # seconds of zone work at most (about) before queries waiting get their turn
 MAX_CHUNK = 256  # changes per zone update, at most
-SETTLED = 5.0  # seconds: a watch that stayed open this long was healthy, whatever ended it
+# Seconds: a watch that stayed open this long was healthy, whatever ended it, and
+# backoff starts over. client-go's reflector draws the line at one second too
+# ("very short watch"). At 5 s, watches cut every 2 s (a flaky load balancer)
+# backed quiet feeds off towards the 30 s ceiling: changes showed 10-13 s late.
+SETTLED = 1.0
 
 
 class Sink(Protocol):

@@ -27,7 +27,8 @@ from .observe import logs
 from .observe.http import HealthServer
 from .observe.metrics import Metrics, Observed, version
 from .source.files import FolderSource, SourceError
-from .transport.tcp import TcpServer
+from .transport.rrl import RateLimiter
+from .transport.tcp import TcpLimits, TcpServer
 from .transport.udp import UdpServer, bind_udp
 from .zone.settings import ZoneSettings
 from .zone.snapshot import Snapshot
@@ -50,6 +51,24 @@ def make_source(config: Config, rejected: Callable[[Rejected], None]):
             kubeconfig=config.kubeconfig, context=config.context, producer=config.producer, on_reject=rejected
         )
     return FolderSource(config.source, interval=config.poll_interval, on_reject=rejected)
+
+
+def make_limiter(config: Config) -> RateLimiter | None:
+    """UDP response rate limiting, or None when every rate is 0."""
+    limiter = RateLimiter(
+        config.rrl_rate, config.rrl_nxdomain_rate, config.rrl_error_rate, slip=config.rrl_slip,
+        window=config.rrl_window, ipv4_prefix=config.rrl_ipv4_prefix, ipv6_prefix=config.rrl_ipv6_prefix,
+        exempt=config.rrl_exempt,
+    )
+    return limiter if limiter.enabled else None
+
+
+def tcp_limits(config: Config) -> TcpLimits:
+    return TcpLimits(
+        idle_timeout=config.tcp_idle_timeout, max_connections=config.tcp_max_connections,
+        read_timeout=config.tcp_read_timeout, write_timeout=config.tcp_write_timeout,
+        max_in_flight=config.tcp_max_in_flight, max_buffered=config.tcp_max_buffered,
+    )
 
 
 class App:
@@ -75,6 +94,8 @@ class App:
             rejected=self.rejected,
             partial=self.partial,
         )
+        self.rrl = make_limiter(config)
+        self.observed.rrl = self.rrl
         self.metrics = Metrics(self.observed)
         self.stopping = False
         self._udp: list[UdpServer] = []
@@ -135,8 +156,8 @@ class App:
             raise StartupError(str(error)) from None
         for host, port in self.config.listen:
             try:
-                udp = UdpServer(bind_udp(host, port), self.answer)
-                tcp = TcpServer(self.answer, self.config.tcp_idle_timeout, self.config.tcp_max_connections, host)
+                udp = UdpServer(bind_udp(host, port), self.answer, self.rrl)
+                tcp = TcpServer(self.answer, tcp_limits(self.config), host)
                 await tcp.start(host, port)
             except OSError as error:
                 raise StartupError(f"cannot listen on {_show(host, port)}: {_reason(error)}") from None
@@ -144,6 +165,8 @@ class App:
             self._udp.append(udp)
             self._tcp.append(tcp)
             self.observed.transports += [udp.stats, tcp.stats]
+        if self.rrl is not None:
+            self.rrl.start()
         if self.config.http is not None:
             self._http = HealthServer(self.metrics, self.readiness)
             try:
@@ -171,6 +194,8 @@ class App:
             await asyncio.sleep(self.config.lameduck)
         for udp in self._udp:
             udp.close()
+        if self.rrl is not None:
+            self.rrl.stop()
         await asyncio.gather(*(tcp.close() for tcp in self._tcp))
         if self._http is not None:
             self._http.close()

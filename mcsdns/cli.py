@@ -24,6 +24,7 @@ from .config import (
     parse_cluster_id,
     parse_flag,
     parse_ips,
+    parse_networks,
     parse_zone,
 )
 
@@ -38,7 +39,11 @@ _FLAGS = [
     ("--http", "HOST:PORT|off", "address for /healthz, /readyz and /metrics (default 0.0.0.0:8080)"),
     ("--max-udp-payload", "BYTES", "largest UDP answer even if the client offers more (default 1232)"),
     ("--tcp-idle-timeout", "SECONDS", "close a TCP connection idle this long (default 10)"),
-    ("--tcp-max-connections", "N", "refuse TCP connections beyond this many at once (default 1024)"),
+    ("--tcp-max-connections", "N", "TCP connections at once; one more closes the longest idle (default 1024)"),
+    ("--tcp-read-timeout", "SECONDS", "close a TCP connection whose query has not all arrived this long after its first byte (default 3)"),
+    ("--tcp-write-timeout", "SECONDS", "close a TCP connection that has not read its answers for this long (default 5)"),
+    ("--tcp-max-in-flight", "N", "answers one TCP connection may leave unread before it is read no further (default 64)"),
+    ("--tcp-max-buffered", "BYTES", "bytes of answers one TCP connection may leave unread, and of queries sent ahead (default 65536)"),
     ("--poll-interval", "SECONDS", "how often a folder source looks for edits (default 1)"),
     ("--lameduck", "SECONDS", "on SIGTERM, report not-ready this long before closing (default 0)"),
     ("--log-level", "LEVEL", "debug, info, warning or error (default info)"),
@@ -49,6 +54,14 @@ _FLAGS = [
     ("--producer", "NAME", "with --source kube: auto, standard, karmada or lighthouse (default auto)"),
     ("--local-first", "BOOL", "answer ClusterSetIP names with this cluster's backends while it has ready ones"),
     ("--ns-address", "IP[,IP]", "addresses of ns.dns.<zone>, the server the apex NS names (e.g. the pod IP)"),
+    ("--rrl-rate", "N", "UDP response rate limit: answers a second to one source prefix for one name and type; 0 turns RRL off (default 1000)"),
+    ("--rrl-nxdomain-rate", "N", "NXDOMAIN answers a second to one source prefix, all names together (default: --rrl-rate)"),
+    ("--rrl-error-rate", "N", "REFUSED, FORMERR, SERVFAIL... a second to one source prefix (default: --rrl-rate)"),
+    ("--rrl-slip", "N", "send every Nth rate-limited answer as a tiny TC=1 one (the client retries over TCP); 0 drops all (default 2)"),
+    ("--rrl-window", "SECONDS", "a source over the rate stays limited until it has kept under it this long; 0: only while over (default 0)"),
+    ("--rrl-ipv4-prefix", "BITS", "IPv4 sources in one prefix of this length share a budget (default 24)"),
+    ("--rrl-ipv6-prefix", "BITS", "IPv6 sources in one prefix of this length share a budget (default 56)"),
+    ("--rrl-exempt", "CIDR[,CIDR]|none", "sources never rate-limited: list the CoreDNS pods (or the pod CIDR) here (default 127.0.0.0/8,::1/128)"),
 ]
 
 
@@ -125,10 +138,24 @@ def config_from(argv: list[str], environ: dict[str, str]) -> Config:
         "--producer": ("producer", lambda v: choice(v.lower(), "--producer", PRODUCERS)),
         "--local-first": ("local_first", lambda v: parse_flag(v, "--local-first")),
         "--ns-address": ("ns_address", lambda v: parse_ips(v, "--ns-address")),
+        "--tcp-read-timeout": ("tcp_read_timeout", lambda v: bounded(v, "--tcp-read-timeout", 0.1, 3600, float)),
+        "--tcp-write-timeout": ("tcp_write_timeout", lambda v: bounded(v, "--tcp-write-timeout", 0.1, 3600, float)),
+        "--tcp-max-in-flight": ("tcp_max_in_flight", lambda v: bounded(v, "--tcp-max-in-flight", 1, 65535)),
+        "--tcp-max-buffered": ("tcp_max_buffered", lambda v: bounded(v, "--tcp-max-buffered", 512, 2**24)),
+        "--rrl-rate": ("rrl_rate", lambda v: bounded(v, "--rrl-rate", 0, 10**7)),
+        "--rrl-nxdomain-rate": ("rrl_nxdomain_rate", lambda v: bounded(v, "--rrl-nxdomain-rate", 0, 10**7)),
+        "--rrl-error-rate": ("rrl_error_rate", lambda v: bounded(v, "--rrl-error-rate", 0, 10**7)),
+        "--rrl-slip": ("rrl_slip", lambda v: bounded(v, "--rrl-slip", 0, 10)),
+        "--rrl-window": ("rrl_window", lambda v: bounded(v, "--rrl-window", 0, 3600)),
+        "--rrl-ipv4-prefix": ("rrl_ipv4_prefix", lambda v: bounded(v, "--rrl-ipv4-prefix", 8, 32)),
+        "--rrl-ipv6-prefix": ("rrl_ipv6_prefix", lambda v: bounded(v, "--rrl-ipv6-prefix", 16, 128)),
+        "--rrl-exempt": ("rrl_exempt", lambda v: parse_networks(v, "--rrl-exempt")),
     }
     for flag, (field, convert) in converters.items():
         if raw[flag] is not None:
             settings[field] = convert(raw[flag])
+    for kind in ("rrl_nxdomain_rate", "rrl_error_rate"):  # unset: as --rrl-rate
+        settings.setdefault(kind, settings.get("rrl_rate", defaults.rrl_rate))
     if settings.get("local_first") and not settings.get("cluster_id"):
         raise ConfigError("--local-first needs --cluster-id (which cluster is local?)")
     return Config(**{**{f: getattr(defaults, f) for f in defaults.__dataclass_fields__}, **settings})

@@ -1,0 +1,210 @@
+"""Response rate limiting (RRL) for UDP, so a spoofed source cannot turn the
+server into an amplifier (a 1232-byte answer to a 50-byte question).
+
+Behaviour follows the RRL of BIND, Knot and NSD (their documentation, not their
+code). Each response falls in a *bucket* keyed by the client's prefix (/24 for
+IPv4, /56 for IPv6: a victim's neighbours share its budget) and what it is:
+
+- ``answer``: NOERROR (answers and NODATA), per question name and type, the name
+  case-folded so 0x20 case games do not open fresh buckets;
+- ``nxdomain``: per zone; we serve one, so one bucket per prefix: a flood of
+  random names under the zone counts as one;
+- ``error``: REFUSED, FORMERR, SERVFAIL, NOTIMP..., one bucket per prefix.
+
+A bucket is credited ``rate`` responses a second, holds at most one second's
+worth, and pays one per response (a token bucket, as Knot). With a ``window``
+(BIND's), a bucket over its rate goes into debt, down to ``window`` seconds'
+worth, so a source that flooded stays limited until it has been quiet that long.
+A response over the limit is dropped, except every ``slip``-th, which is sent as
+a tiny TC=1 answer (header, question, OPT): no amplification, and a real client
+behind the spoofed address retries over TCP, which is not limited.
+
+Cost on the query path: one call. The clock is not read per query: a loop timer
+ticks ``now`` once a second. Known sources are remembered (address -> prefix
+bytes, or exempt), so the common case is two dict lookups and a compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+
+log = logging.getLogger(__name__)
+
+KINDS = ("answer", "nxdomain", "error")
+ANSWER, NXDOMAIN, ERROR = range(3)
+EXEMPT = b""  # the prefix of an exempt source: falsy, so one test covers it
+MAX_SOURCES = 65536  # remembered addresses before the memo is emptied
+SWEEP_FROM = 4096  # buckets kept without a sweep; past it, each tick drops the settled ones
+MAX_BUCKETS = 65536  # past it, a sweep runs at once (a flood of distinct sources or names)
+LOG_EVERY = 10  # seconds between warnings that we are limiting
+_NX_TAIL, _ERROR_TAIL = b"\xffnx", b"\xfferr"  # 0xff never starts a name in wire form
+_BALANCE, _SECOND, _RATE, _KIND, _SLIP = range(5)  # a bucket is a list of these
+
+
+class RateLimiter:
+    """``limiter(message, response, peer)`` -> the bytes to send (``response``
+    itself, or a TC=1 slip) or None (drop). Counters are plain ints, read by the
+    metrics collector at scrape time."""
+
+    def __init__(
+        self,
+        rate: int,
+        nxdomain_rate: int | None = None,
+        error_rate: int | None = None,
+        slip: int = 2,
+        window: int = 0,
+        ipv4_prefix: int = 24,
+        ipv6_prefix: int = 56,
+        exempt: tuple[str, ...] = (),
+    ) -> None:
+        self.rates = (rate, rate if nxdomain_rate is None else nxdomain_rate, rate if error_rate is None else error_rate)
+        self.slip = slip
+        self.window = window
+        self.bits = {4: ipv4_prefix, 6: ipv6_prefix}
+        self.exempt = [ipaddress.ip_network(net, strict=False) for net in exempt]
+        self.now = 0  # whole seconds since start, ticked by ``start``
+        self.dropped = [0] * len(KINDS)
+        self.slipped = [0] * len(KINDS)
+        self.buckets: dict[bytes, list[int]] = {}
+        self._sources: dict[str, bytes] = {}
+        self._quiet_until = 0  # no warning before this second
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return any(self.rates)
+
+    def __call__(self, message: bytes, response: bytes, peer: tuple) -> bytes | None:
+        prefix = self._sources.get(peer[0])
+        if not prefix:
+            if prefix is not None:
+                return response  # exempt
+            prefix = self._learn(peer[0])
+            if not prefix:
+                return response
+        rcode = response[3] & 0xF
+        if rcode:
+            key = prefix + (_NX_TAIL if rcode == 3 else _ERROR_TAIL)
+        else:  # the echoed question, name case-folded, and its type
+            key = prefix + response[12 : response.find(0, 12) + 3].lower()
+        bucket = self.buckets.get(key)
+        if bucket is not None and bucket[1] == self.now and bucket[0] > 0:  # _SECOND, _BALANCE
+            bucket[0] -= 1
+            return response
+        return self._settle(key, bucket, rcode, response)
+
+    def _settle(self, key: bytes, bucket: list[int] | None, rcode: int, response: bytes) -> bytes | None:
+        """The slower path: a new bucket, a new second, or over the limit."""
+        now = self.now
+        if bucket is None:
+            kind = ANSWER if rcode == 0 else NXDOMAIN if rcode == 3 else ERROR
+            rate = self.rates[kind]
+            if not rate:
+                return response  # this kind is not limited
+            if len(self.buckets) >= MAX_BUCKETS:
+                self.sweep()
+            self.buckets[key] = [rate - 1, now, rate, kind, 0]
+            return response
+        rate = bucket[_RATE]
+        if bucket[_SECOND] != now:  # credit the seconds gone by, at most one second's worth
+            bucket[_BALANCE] = min(rate, bucket[_BALANCE] + rate * (now - bucket[_SECOND]))
+            bucket[_SECOND] = now
+        bucket[_BALANCE] -= 1
+        if bucket[_BALANCE] >= 0:
+            return response
+        bucket[_BALANCE] = max(bucket[_BALANCE], -rate * self.window)  # the debt, at most window seconds
+        return self._limited(key, bucket, response)
+
+    def _limited(self, key: bytes, bucket: list[int], response: bytes) -> bytes | None:
+        kind = bucket[_KIND]
+        if self.now >= self._quiet_until:
+            self._quiet_until = self.now + LOG_EVERY
+            source = _show_prefix(key, self.bits)
+            log.warning(
+                "rate limiting %s responses to %s (over %d/s); if that is CoreDNS, list it in --rrl-exempt",
+                KINDS[kind], source, bucket[_RATE], extra={"event": "rrl", "prefix": source, "kind": KINDS[kind]},
+            )
+        if self.slip:  # the first over the limit slips, then every slip-th
+            slips = bucket[_SLIP] == 0
+            bucket[_SLIP] = (bucket[_SLIP] + 1) % self.slip
+            if slips:
+                self.slipped[kind] += 1
+                return truncated(response)
+        self.dropped[kind] += 1
+        return None
+
+    def _learn(self, host: str) -> bytes:
+        if len(self._sources) >= MAX_SOURCES:
+            self._sources.clear()  # only a memo: a flood of spoofed sources costs it, not correctness
+        prefix = self._sources[host] = self.prefix_of(host)
+        return prefix
+
+    def prefix_of(self, host: str) -> bytes:
+        """Version byte + the address's first bits (a fixed length per version), or EXEMPT."""
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return b"?" + host.encode()  # not from a socket we bound; its own bucket
+        if any(address in net for net in self.exempt):
+            return EXEMPT
+        shift = address.max_prefixlen - self.bits[address.version]
+        value = int(address) >> shift << shift
+        return bytes([address.version]) + value.to_bytes(address.max_prefixlen // 8, "big")[: -(shift // 8) or None]
+
+    def tick(self, seconds: int = 1) -> None:
+        self.now += seconds
+        if len(self.buckets) > SWEEP_FROM:
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Forget buckets that would be full again: they hold nothing a new one would not."""
+        now = self.now
+        self.buckets = {
+            key: bucket for key, bucket in self.buckets.items()
+            if bucket[_BALANCE] + bucket[_RATE] * (now - bucket[_SECOND]) < bucket[_RATE]
+        }
+        if len(self.buckets) >= MAX_BUCKETS:  # all in debt: keep the memory bound, lose the debts
+            self.buckets = {}
+
+    def start(self) -> None:
+        """Tick ``now`` once a second on the running loop, at whole seconds from now (no drift)."""
+        loop = asyncio.get_running_loop()
+        origin = loop.time()
+
+        def tick() -> None:
+            elapsed = int(loop.time() - origin)
+            if elapsed > self.now:
+                self.tick(elapsed - self.now)
+            self._timer = loop.call_at(origin + self.now + 1, tick)
+
+        self._timer = loop.call_at(origin + 1, tick)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def truncated(response: bytes) -> bytes:
+    """The response cut to header and question with TC=1, its OPT kept (RFC 6891
+    wants one back when the query had one): as small as the question."""
+    end = 12
+    for _ in range(int.from_bytes(response[4:6], "big")):
+        while response[end]:
+            end += 1 + response[end]
+        end += 5
+    opt = response[-11:] if response[10:12] != b"\0\0" and response[-11:-8] == b"\x00\x00\x29" else b""
+    flags = bytes((response[2] | 0x02, response[3]))
+    return response[:2] + flags + response[4:6] + b"\0\0\0\0" + (b"\0\1" if opt else b"\0\0") + response[12:end] + opt
+
+
+def _show_prefix(key: bytes, bits: dict[int, int]) -> str:
+    """The CIDR a bucket key starts with, for the log."""
+    version = key[0]
+    if version not in (4, 6):
+        return key[1:].decode(errors="replace")
+    size = 4 if version == 4 else 16
+    length = (bits[version] + 7) // 8
+    address = ipaddress.ip_address(key[1 : 1 + length].ljust(size, b"\0"))
+    return f"{address}/{bits[version]}"

@@ -225,7 +225,7 @@ def _rrl(limiter: RateLimiter | None) -> Iterator[Metric]:
         held.add_metric(["dropped", kind], limiter.dropped[index])
         held.add_metric(["slipped", kind], limiter.slipped[index])
     yield held
-    yield GaugeMetricFamily("mcsdns_rrl_buckets", "Rate-limiting buckets held (source prefix x kind)", len(limiter.buckets))
+    yield GaugeMetricFamily("mcsdns_rrl_buckets", "Rate-limiting buckets held (source prefix x kind)", limiter.buckets)
 
 
 def _bucket(bounds, value) -> int:

@@ -34,19 +34,29 @@ log = logging.getLogger(__name__)
 
 KINDS = ("answer", "nxdomain", "error")
 ANSWER, NXDOMAIN, ERROR = range(3)
-EXEMPT = b""  # the prefix of an exempt source: falsy, so one test covers it
+EXEMPT: dict = {}  # the buckets of every exempt source: never filled, told apart by identity
 MAX_SOURCES = 65536  # remembered addresses before the memo is emptied
 SWEEP_FROM = 4096  # buckets kept without a sweep; past it, each tick drops the settled ones
 MAX_BUCKETS = 65536  # past it, a sweep runs at once (a flood of distinct sources or names)
 LOG_EVERY = 10  # seconds between warnings that we are limiting
-_NX_TAIL, _ERROR_TAIL = b"\xffnx", b"\xfferr"  # 0xff never starts a name in wire form
+_NX_KEY, _ERROR_KEY = b"\xffnx", b"\xfferr"  # 0xff never starts a name in wire form
+# An answer's key: the response from its question on, 96 bytes of it. That holds
+# the name and type of any but a very long name (names sharing their first ~90
+# bytes then share a bucket: stricter, never looser), and costs a third of
+# finding where the name ends (bytes.find with a start is slow to call).
+# What follows the question is the answer itself, fixed for a name and type.
+_KEY_END = 12 + 96
 _BALANCE, _SECOND, _RATE, _KIND, _SLIP = range(5)  # a bucket is a list of these
 
 
 class RateLimiter:
     """``limiter(message, response, peer)`` -> the bytes to send (``response``
     itself, or a TC=1 slip) or None (drop). Counters are plain ints, read by the
-    metrics collector at scrape time."""
+    metrics collector at scrape time.
+
+    Buckets live in one dict per source prefix (``prefixes``), and every address
+    seen is remembered with its prefix's dict (``_sources``): a lookup by the
+    short name key is cheaper than building and hashing prefix + name."""
 
     def __init__(
         self,
@@ -67,8 +77,9 @@ class RateLimiter:
         self.now = 0  # whole seconds since start, ticked by ``start``
         self.dropped = [0] * len(KINDS)
         self.slipped = [0] * len(KINDS)
-        self.buckets: dict[bytes, list[int]] = {}
-        self._sources: dict[str, bytes] = {}
+        self.prefixes: dict[bytes, dict[bytes, list[int]]] = {}  # prefix -> key -> bucket
+        self.buckets = 0  # how many, about (exact after each sweep)
+        self._sources: dict[str, dict[bytes, list[int]]] = {}  # address -> its prefix's buckets
         self._quiet_until = 0  # no warning before this second
         self._timer: asyncio.TimerHandle | None = None
 
@@ -77,25 +88,24 @@ class RateLimiter:
         return any(self.rates)
 
     def __call__(self, message: bytes, response: bytes, peer: tuple) -> bytes | None:
-        prefix = self._sources.get(peer[0])
-        if not prefix:
-            if prefix is not None:
-                return response  # exempt
-            prefix = self._learn(peer[0])
-            if not prefix:
-                return response
+        buckets = self._sources.get(peer[0])
+        if buckets is None:
+            buckets = self._learn(peer[0])
+        if buckets is EXEMPT:
+            return response
         rcode = response[3] & 0xF
         if rcode:
-            key = prefix + (_NX_TAIL if rcode == 3 else _ERROR_TAIL)
-        else:  # the echoed question, name case-folded, and its type
-            key = prefix + response[12 : response.find(0, 12) + 3].lower()
-        bucket = self.buckets.get(key)
+            key = _NX_KEY if rcode == 3 else _ERROR_KEY
+        else:  # the echoed question (and what follows), case-folded
+            key = response[12:_KEY_END].lower()
+        bucket = buckets.get(key)
         if bucket is not None and bucket[1] == self.now and bucket[0] > 0:  # _SECOND, _BALANCE
             bucket[0] -= 1
             return response
-        return self._settle(key, bucket, rcode, response)
+        return self._settle(buckets, key, bucket, rcode, response, peer[0])
 
-    def _settle(self, key: bytes, bucket: list[int] | None, rcode: int, response: bytes) -> bytes | None:
+    def _settle(self, buckets: dict, key: bytes, bucket: list[int] | None, rcode: int, response: bytes,
+                host: str) -> bytes | None:
         """The slower path: a new bucket, a new second, or over the limit."""
         now = self.now
         if bucket is None:
@@ -103,9 +113,11 @@ class RateLimiter:
             rate = self.rates[kind]
             if not rate:
                 return response  # this kind is not limited
-            if len(self.buckets) >= MAX_BUCKETS:
+            if self.buckets >= MAX_BUCKETS:
                 self.sweep()
-            self.buckets[key] = [rate - 1, now, rate, kind, 0]
+                buckets = self._sources.get(host) or self._learn(host)
+            buckets[key] = [rate - 1, now, rate, kind, 0]
+            self.buckets += 1
             return response
         rate = bucket[_RATE]
         if bucket[_SECOND] != now:  # credit the seconds gone by, at most one second's worth
@@ -115,13 +127,13 @@ class RateLimiter:
         if bucket[_BALANCE] >= 0:
             return response
         bucket[_BALANCE] = max(bucket[_BALANCE], -rate * self.window)  # the debt, at most window seconds
-        return self._limited(key, bucket, response)
+        return self._limited(bucket, response, host)
 
-    def _limited(self, key: bytes, bucket: list[int], response: bytes) -> bytes | None:
+    def _limited(self, bucket: list[int], response: bytes, host: str) -> bytes | None:
         kind = bucket[_KIND]
         if self.now >= self._quiet_until:
             self._quiet_until = self.now + LOG_EVERY
-            source = _show_prefix(key, self.bits)
+            source = self.network_of(host)
             log.warning(
                 "rate limiting %s responses to %s (over %d/s); if that is CoreDNS, list it in --rrl-exempt",
                 KINDS[kind], source, bucket[_RATE], extra={"event": "rrl", "prefix": source, "kind": KINDS[kind]},
@@ -135,38 +147,53 @@ class RateLimiter:
         self.dropped[kind] += 1
         return None
 
-    def _learn(self, host: str) -> bytes:
+    def _learn(self, host: str) -> dict[bytes, list[int]]:
         if len(self._sources) >= MAX_SOURCES:
             self._sources.clear()  # only a memo: a flood of spoofed sources costs it, not correctness
-        prefix = self._sources[host] = self.prefix_of(host)
-        return prefix
+        prefix = self.prefix_of(host)
+        buckets = EXEMPT if prefix is None else self.prefixes.setdefault(prefix, {})
+        self._sources[host] = buckets
+        return buckets
 
-    def prefix_of(self, host: str) -> bytes:
-        """Version byte + the address's first bits (a fixed length per version), or EXEMPT."""
+    def prefix_of(self, host: str) -> bytes | None:
+        """Version byte + the address's first bits, or None for an exempt source."""
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return b"?" + host.encode()  # not from a socket we bound; its own bucket
         if any(address in net for net in self.exempt):
-            return EXEMPT
+            return None
         shift = address.max_prefixlen - self.bits[address.version]
         value = int(address) >> shift << shift
         return bytes([address.version]) + value.to_bytes(address.max_prefixlen // 8, "big")[: -(shift // 8) or None]
 
+    def network_of(self, host: str) -> str:
+        """The source prefix of ``host`` as a CIDR, for the log."""
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return host
+        return str(ipaddress.ip_network(f"{address}/{self.bits[address.version]}", strict=False))
+
     def tick(self, seconds: int = 1) -> None:
         self.now += seconds
-        if len(self.buckets) > SWEEP_FROM:
+        if self.buckets > SWEEP_FROM:
             self.sweep()
 
     def sweep(self) -> None:
         """Forget buckets that would be full again: they hold nothing a new one would not."""
-        now = self.now
-        self.buckets = {
-            key: bucket for key, bucket in self.buckets.items()
-            if bucket[_BALANCE] + bucket[_RATE] * (now - bucket[_SECOND]) < bucket[_RATE]
-        }
-        if len(self.buckets) >= MAX_BUCKETS:  # all in debt: keep the memory bound, lose the debts
-            self.buckets = {}
+        now, kept = self.now, 0
+        for prefix, buckets in list(self.prefixes.items()):
+            settled = [key for key, b in buckets.items() if b[_BALANCE] + b[_RATE] * (now - b[_SECOND]) >= b[_RATE]]
+            for key in settled:
+                del buckets[key]
+            if not buckets:
+                del self.prefixes[prefix]
+            kept += len(buckets)
+        if kept >= MAX_BUCKETS:  # all in debt: keep the memory bound, lose the debts
+            self.prefixes, kept = {}, 0
+        self.buckets = kept
+        self._sources.clear()  # it may point at prefixes just dropped
 
     def start(self) -> None:
         """Tick ``now`` once a second on the running loop, at whole seconds from now (no drift)."""
@@ -190,21 +217,14 @@ def truncated(response: bytes) -> bytes:
     """The response cut to header and question with TC=1, its OPT kept (RFC 6891
     wants one back when the query had one): as small as the question."""
     end = 12
-    for _ in range(int.from_bytes(response[4:6], "big")):
-        while response[end]:
-            end += 1 + response[end]
+    if response[4] or response[5]:  # one question (the responder echoes at most one)
+        length = response[12]
+        while length:
+            end += length + 1
+            length = response[end]
         end += 5
-    opt = response[-11:] if response[10:12] != b"\0\0" and response[-11:-8] == b"\x00\x00\x29" else b""
-    flags = bytes((response[2] | 0x02, response[3]))
-    return response[:2] + flags + response[4:6] + b"\0\0\0\0" + (b"\0\1" if opt else b"\0\0") + response[12:end] + opt
-
-
-def _show_prefix(key: bytes, bits: dict[int, int]) -> str:
-    """The CIDR a bucket key starts with, for the log."""
-    version = key[0]
-    if version not in (4, 6):
-        return key[1:].decode(errors="replace")
-    size = 4 if version == 4 else 16
-    length = (bits[version] + 7) // 8
-    address = ipaddress.ip_address(key[1 : 1 + length].ljust(size, b"\0"))
-    return f"{address}/{bits[version]}"
+    opt = response[-11:]
+    if not (response[10] or response[11]) or opt[:3] != b"\x00\x00\x29":
+        opt = b""
+    header = bytes((response[2] | 0x02, response[3], response[4], response[5], 0, 0, 0, 0, 0, 1 if opt else 0))
+    return response[:2] + header + response[12:end] + opt

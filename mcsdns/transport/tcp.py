@@ -277,3 +277,8 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
         else:
             self.transport.close()
+            # A polite close waits until what we owe is read; a client that never reads would keep
+            # it (out of ``open``, so past the cap) for ever: cut it after the write timeout.
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_later(self.limits.write_timeout, self.transport.abort)

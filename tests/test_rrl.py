@@ -217,3 +217,14 @@ def test_sources_share_a_budget_by_prefix(bits, first, second, shared):
     run(limiter, [10], peer=(first, 53))
     limiter.now -= 1  # the same second still
     assert run(limiter, [1], peer=(second, 53)) == ([(0, 0)] if shared else [(1, 0)])
+
+
+def test_settled_buckets_are_forgotten_and_debts_kept():
+    limiter = RateLimiter(10, slip=0, window=5)
+    names = [dns.message.make_response(dns.message.make_query(f"n{i}.clusterset.local.", "A")).to_wire()
+             for i in range(5000)]
+    for response in names:  # a crowd of names asked once: 5000 buckets, past the sweep threshold
+        limiter(b"", response, ("10.0.0.1", 53))
+    run(limiter, [100], peer=("10.9.9.9", 53))  # and one source deep in debt (the tick sweeps)
+    assert limiter.buckets == 1 and list(limiter.prefixes) == [limiter.prefix_of("10.9.9.9")]
+    assert run(limiter, [1], peer=("10.9.9.9", 53)) == [(0, 0)]  # still limited: the debt was kept

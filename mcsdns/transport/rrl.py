@@ -115,7 +115,7 @@ class RateLimiter:
                 return response  # this kind is not limited
             if self.buckets >= MAX_BUCKETS:
                 self.sweep()
-                buckets = self._sources.get(host) or self._learn(host)
+                buckets = self._learn(host)  # the sweep emptied the memo, and may have dropped this dict
             buckets[key] = [rate - 1, now, rate, kind, 0]
             self.buckets += 1
             return response

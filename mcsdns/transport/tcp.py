@@ -23,7 +23,8 @@ query is never "in flight" inside the server). The limits:
 - fairness: at most ``TURN`` queries of one connection are answered before
   the event loop (UDP, the other connections) gets a turn.
 
-Every close is counted by reason (``closed``).
+Every close is counted by reason (``TransportStats.closed``, one of
+``CLOSE_REASONS``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import dns.rcode
 import pytest
 
 from mcsdns.transport.rrl import RateLimiter
-from tests.helpers import DATA, Server
+from tests.helpers import DATA, Server, ipv6_loopback
 from tests.test_metrics import sample, scrape
 
 RATE = 40  # responses a second per bucket: small, so floods are short
@@ -73,7 +73,7 @@ class Flood:
 def flood(server: Server, source: str, make, seconds: float, per_second: int = 800) -> Flood:
     """Send ``make()`` queries from ``source`` at ``per_second`` for ``seconds``, reading as we go."""
     result = Flood()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(socket.AF_INET6 if ":" in source else socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.bind((source, 0))
         sock.setblocking(False)
@@ -156,6 +156,17 @@ def test_others_are_answered_during_a_flood(server):
 def test_an_exempt_source_is_not_limited(server):
     result = flood(server, EXEMPT, lambda: wire("db.data.svc.clusterset.local."), 0.5)
     assert result.seen == {"answer": result.sent, "slip": 0} and result.sent > RATE * 4
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_an_ipv6_flood_is_held_to_the_rate():
+    v6 = Server(DATA / "zone", "--rrl-rate", str(RATE), "--rrl-exempt", "none", host="::1").wait_ready()
+    try:
+        result = flood(v6, "::1", lambda: wire(WEB), 1.5)
+        assert RATE * 2 <= result.seen["answer"] <= RATE * 3, result
+        assert abs(result.seen["slip"] - (result.sent - result.seen["answer"]) / 2) <= 1, result
+    finally:
+        v6.stop()
 
 
 def test_rate_zero_turns_rrl_off():

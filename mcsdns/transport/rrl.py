@@ -20,8 +20,9 @@ a tiny TC=1 answer (header, question, OPT): no amplification, and a real client
 behind the spoofed address retries over TCP, which is not limited.
 
 Cost on the query path: one call. The clock is not read per query: a loop timer
-ticks ``now`` once a second. Known sources are remembered (address -> prefix
-bytes, or exempt), so the common case is two dict lookups and a compare.
+ticks ``now`` once a second. Known sources are remembered (address -> its
+prefix's buckets, or EXEMPT), so the common case is two dict lookups and a
+compare.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ _NX_KEY, _ERROR_KEY = b"\xffnx", b"\xfferr"  # 0xff never starts a name in wire 
 # the name and type of any but a very long name (names sharing their first ~90
 # bytes then share a bucket: stricter, never looser), and costs a third of
 # finding where the name ends (bytes.find with a start is slow to call).
-# What follows the question is the answer itself, fixed for a name and type.
+# What follows the question is the answer itself, fixed for a name and type as
+# long as the responder never shuffles records (it does not; if it ever rotates
+# them, key on the question alone, or rotation opens fresh buckets).
 _KEY_END = 12 + 96
 _BALANCE, _SECOND, _RATE, _KIND, _SLIP = range(5)  # a bucket is a list of these
 

@@ -180,10 +180,11 @@ class App:
         )
         addresses = [_show(host, port) for host, port in self.config.listen]
         http = _show(*self.config.http) if self.config.http else None
+        rrl = _rrl_summary(self.config) if self.rrl is not None else "off"
         log.info(
-            "answering for %s on %s (udp+tcp)%s", self.config.zone, ", ".join(addresses),
-            f"; http on {http}" if http else "",
-            extra={"event": "listening", "zone": self.config.zone, "addresses": addresses, "http": http},
+            "answering for %s on %s (udp+tcp)%s; UDP rate limiting %s", self.config.zone, ", ".join(addresses),
+            f"; http on {http}" if http else "", rrl,
+            extra={"event": "listening", "zone": self.config.zone, "addresses": addresses, "http": http, "rrl": rrl},
         )
 
     async def stop(self) -> None:
@@ -224,6 +225,15 @@ class App:
                 log.exception("the source failed; restarting it in %.0fs", SOURCE_RESTART)
                 self._apply([Outage(f"source failed: {error}")])
             await asyncio.sleep(SOURCE_RESTART)
+
+
+def _rrl_summary(config: Config) -> str:
+    rates = {config.rrl_rate, config.rrl_nxdomain_rate, config.rrl_error_rate}
+    rate = f"{config.rrl_rate}/s" if len(rates) == 1 else (
+        f"{config.rrl_rate}/s answers, {config.rrl_nxdomain_rate}/s NXDOMAIN, {config.rrl_error_rate}/s errors")
+    exempt = ", ".join(config.rrl_exempt) or "none"
+    return (f"over {rate} per source /{config.rrl_ipv4_prefix} or /{config.rrl_ipv6_prefix}, "
+            f"slip {config.rrl_slip}, exempt {exempt}")
 
 
 def _reason(error: OSError) -> str:

@@ -5,7 +5,8 @@ every response accounted (never limited).
     python bench/rrl.py [--seconds 3] [--rounds 3] [--no-live]
 
 The call alone: ns per call for an exempt source, an answer accounted in its
-bucket, an NXDOMAIN, and a response over the limit (dropped, slipped). Live:
+bucket, an NXDOMAIN, a response over the limit (dropped, slipped), and a
+source never seen before (a flood of spoofed addresses). Live:
 dnsperf as in bench/live.py; the configurations are run in turn, ``--rounds``
 times, and the median server CPU per answered query is printed with the
 difference to "off". Not a test: it prints numbers for bench/RESULTS.md.
@@ -57,6 +58,13 @@ def call_costs(number: int) -> list[tuple[str, float]]:
         limiter(b"", response, peer)  # learn the source, make the bucket
         best = min(timeit.repeat(lambda: limiter(b"", response, peer), number=number, repeat=5))
         out.append((label, (best - empty) / number * 1e9))
+    # A flood of spoofed sources: every query from an address not seen before.
+    spoofed = [(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 5353) for i in range(number)]
+    limiter = RateLimiter(10**9)
+    started = timeit.default_timer()
+    for peer in spoofed:
+        limiter(b"", answer, peer)
+    out.append(("a new source each time", (timeit.default_timer() - started) / number * 1e9))
     return out
 
 

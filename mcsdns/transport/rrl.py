@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ class RateLimiter:
         self.window = window
         self.bits = {4: ipv4_prefix, 6: ipv6_prefix}
         self.exempt = [ipaddress.ip_network(net, strict=False) for net in exempt]
+        self._exempt = [  # (version, network >> shift, shift), for prefix_of
+            (net.version, int(net.network_address) >> (net.max_prefixlen - net.prefixlen), net.max_prefixlen - net.prefixlen)
+            for net in self.exempt
+        ]
         self.now = 0  # whole seconds since start, ticked by ``start``
         self.dropped = [0] * len(KINDS)
         self.slipped = [0] * len(KINDS)
@@ -159,16 +164,22 @@ class RateLimiter:
         return buckets
 
     def prefix_of(self, host: str) -> bytes | None:
-        """Version byte + the address's first bits, or None for an exempt source."""
+        """Version byte + the address's first bits, or None for an exempt source.
+        Plain ints, not ``ipaddress``: under a flood of spoofed sources every
+        query brings a new address, and this is then on the query path."""
         try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
+            if ":" in host:
+                version, packed = 6, socket.inet_pton(socket.AF_INET6, host.partition("%")[0])  # less the scope
+            else:
+                version, packed = 4, socket.inet_pton(socket.AF_INET, host)
+        except OSError:
             return b"?" + host.encode()  # not from a socket we bound; its own bucket
-        if any(address in net for net in self.exempt):
-            return None
-        shift = address.max_prefixlen - self.bits[address.version]
-        value = int(address) >> shift << shift
-        return bytes([address.version]) + value.to_bytes(address.max_prefixlen // 8, "big")[: -(shift // 8) or None]
+        value = int.from_bytes(packed, "big")
+        for net_version, net_value, net_shift in self._exempt:
+            if net_version == version and value >> net_shift == net_value:
+                return None
+        shift = len(packed) * 8 - self.bits[version]
+        return bytes((version,)) + (value >> shift << shift).to_bytes(len(packed), "big")[: -(shift // 8) or None]
 
     def network_of(self, host: str) -> str:
         """The source prefix of ``host`` as a CIDR, for the log."""
@@ -180,7 +191,13 @@ class RateLimiter:
 
     def tick(self, seconds: int = 1) -> None:
         self.now += seconds
-        if self.buckets > SWEEP_FROM:
+        if not self.window:
+            # Without debt every bucket is full again a second later: forgetting
+            # them all is the same as keeping them, and O(1) (a flood of spoofed
+            # sources leaves a bucket per source each second).
+            if self.buckets:
+                self.prefixes, self._sources, self.buckets = {}, {}, 0
+        elif self.buckets > SWEEP_FROM:
             self.sweep()
 
     def sweep(self) -> None:

@@ -225,7 +225,8 @@ def _rrl(limiter: RateLimiter | None) -> Iterator[Metric]:
         held.add_metric(["dropped", kind], limiter.dropped[index])
         held.add_metric(["slipped", kind], limiter.slipped[index])
     yield held
-    yield GaugeMetricFamily("mcsdns_rrl_buckets", "Rate-limiting buckets held (source prefix x kind)", limiter.buckets)
+    yield GaugeMetricFamily("mcsdns_rrl_buckets", "Rate-limiting buckets held: those used this second, and those in debt "
+                            "(with --rrl-window)", limiter.buckets)
 
 
 def _bucket(bounds, value) -> int:

@@ -29,7 +29,8 @@ from .observe import logs
 from .observe.http import HealthServer
 from .observe.metrics import Metrics, Observed, version
 from .source.files import FolderSource, SourceError
-from .transport.tcp import TcpServer
+from .transport.rrl import RateLimiter
+from .transport.tcp import TcpLimits, TcpServer
 from .transport.udp import UdpServer, bind_udp
 from .zone.settings import ZoneSettings
 from .zone.snapshot import Snapshot
@@ -72,6 +73,22 @@ def make_store(
     )
     # Start the serial at the clock so a restart never goes backwards (RFC 1982).
     return ZoneStore(settings, int(time.time()), required, on_publish=on_publish)
+def make_limiter(config: Config) -> RateLimiter | None:
+    """UDP response rate limiting, or None when every rate is 0."""
+    limiter = RateLimiter(
+        config.rrl_rate, config.rrl_nxdomain_rate, config.rrl_error_rate, slip=config.rrl_slip,
+        window=config.rrl_window, ipv4_prefix=config.rrl_ipv4_prefix, ipv6_prefix=config.rrl_ipv6_prefix,
+        exempt=config.rrl_exempt,
+    )
+    return limiter if limiter.enabled else None
+
+
+def tcp_limits(config: Config) -> TcpLimits:
+    return TcpLimits(
+        idle_timeout=config.tcp_idle_timeout, max_connections=config.tcp_max_connections,
+        read_timeout=config.tcp_read_timeout, write_timeout=config.tcp_write_timeout,
+        max_in_flight=config.tcp_max_in_flight, max_buffered=config.tcp_max_buffered,
+    )
 
 
 class App:
@@ -95,6 +112,8 @@ class App:
             rejected=self.rejected,
             partial=self.partial,
         )
+        self.rrl = make_limiter(config)
+        self.observed.rrl = self.rrl
         self.metrics = Metrics(self.observed)
         self.stopping = False
         self._udp: list[UdpServer] = []
@@ -182,8 +201,8 @@ class App:
             raise StartupError(str(error)) from None
         for host, port in self.config.listen:
             try:
-                udp = UdpServer(bind_udp(host, port), self.answer)
-                tcp = TcpServer(self.answer, self.config.tcp_idle_timeout, self.config.tcp_max_connections, host)
+                udp = UdpServer(bind_udp(host, port), self.answer, self.rrl)
+                tcp = TcpServer(self.answer, tcp_limits(self.config), host)
                 await tcp.start(host, port)
             except OSError as error:
                 raise StartupError(f"cannot listen on {_show(host, port)}: {_reason(error)}") from None
@@ -191,6 +210,8 @@ class App:
             self._udp.append(udp)
             self._tcp.append(tcp)
             self.observed.transports += [udp.stats, tcp.stats]
+        if self.rrl is not None:
+            self.rrl.start()
         if self.config.http is not None:
             self._http = HealthServer(self.metrics, self.readiness, self.explain if self.config.debug_explain else None)
             try:
@@ -204,10 +225,12 @@ class App:
         )
         addresses = [_show(host, port) for host, port in self.config.listen]
         http = _show(*self.config.http) if self.config.http else None
+        rrl = _rrl_summary(self.config) if self.rrl is not None else "off"
         log.info(
-            "answering for %s on %s (udp+tcp)%s", ", ".join((self.config.zone, *self.config.extra_zones)), ", ".join(addresses),
-            f"; http on {http}" if http else "",
-            extra={"event": "listening", "zone": self.config.zone, "addresses": addresses, "http": http},
+            "answering for %s on %s (udp+tcp)%s; UDP rate limiting %s",
+            ", ".join((self.config.zone, *self.config.extra_zones)), ", ".join(addresses),
+            f"; http on {http}" if http else "", rrl,
+            extra={"event": "listening", "zone": self.config.zone, "addresses": addresses, "http": http, "rrl": rrl},
         )
 
     async def stop(self) -> None:
@@ -218,6 +241,8 @@ class App:
             await asyncio.sleep(self.config.lameduck)
         for udp in self._udp:
             udp.close()
+        if self.rrl is not None:
+            self.rrl.stop()
         await asyncio.gather(*(tcp.close() for tcp in self._tcp))
         if self._http is not None:
             self._http.close()
@@ -248,6 +273,15 @@ class App:
                 log.exception("the source failed; restarting it in %.0fs", SOURCE_RESTART)
                 self._apply([Outage(f"source failed: {error}")])
             await asyncio.sleep(SOURCE_RESTART)
+
+
+def _rrl_summary(config: Config) -> str:
+    rates = {config.rrl_rate, config.rrl_nxdomain_rate, config.rrl_error_rate}
+    rate = f"{config.rrl_rate}/s" if len(rates) == 1 else (
+        f"{config.rrl_rate}/s answers, {config.rrl_nxdomain_rate}/s NXDOMAIN, {config.rrl_error_rate}/s errors")
+    exempt = ", ".join(config.rrl_exempt) or "none"
+    return (f"over {rate} per source /{config.rrl_ipv4_prefix} or /{config.rrl_ipv6_prefix}, "
+            f"slip {config.rrl_slip}, exempt {exempt}")
 
 
 def _reason(error: OSError) -> str:

@@ -26,6 +26,7 @@ from .config import (
     parse_ips,
     parse_reverse_zones,
     parse_zones,
+    parse_networks,
 )
 
 EXIT_USAGE = 2
@@ -39,7 +40,11 @@ _FLAGS = [
     ("--http", "HOST:PORT|off", "address for /healthz, /readyz and /metrics (default 0.0.0.0:8080)"),
     ("--max-udp-payload", "BYTES", "largest UDP answer even if the client offers more (default 1232)"),
     ("--tcp-idle-timeout", "SECONDS", "close a TCP connection idle this long (default 10)"),
-    ("--tcp-max-connections", "N", "refuse TCP connections beyond this many at once (default 1024)"),
+    ("--tcp-max-connections", "N", "TCP connections at once; one more closes the longest idle (default 1024)"),
+    ("--tcp-read-timeout", "SECONDS", "close a TCP connection whose query has not all arrived this long after its first byte (default 3)"),
+    ("--tcp-write-timeout", "SECONDS", "close a TCP connection that has not read its answers for this long (default 5)"),
+    ("--tcp-max-in-flight", "N", "answers one TCP connection may leave unread before it is read no further (default 64)"),
+    ("--tcp-max-buffered", "BYTES", "bytes of answers one TCP connection may leave unread, and of queries sent ahead (default 65536)"),
     ("--poll-interval", "SECONDS", "how often a folder source looks for edits (default 1)"),
     ("--lameduck", "SECONDS", "on SIGTERM, report not-ready this long before closing (default 0)"),
     ("--log-level", "LEVEL", "debug, info, warning or error (default info)"),
@@ -54,6 +59,14 @@ _FLAGS = [
     ("--reverse-zone", "ZONE|CIDR[,...]", "reverse zones we are the authority for: NXDOMAIN, not REFUSED, for the rest of them"),
     ("--lighthouse-names", "BOOL", "also answer <cluster>.<svc>.<ns>.svc.<zone> (Submariner lighthouse's per-cluster names; reserved by the MCS spec) (default false)"),
     ("--debug-explain", "BOOL", "serve /debug/explain?name=&type= on the HTTP address; it shows object names (default false)"),
+    ("--rrl-rate", "N", "UDP response rate limit: answers a second to one source prefix for one name and type; 0 turns RRL off (default 1000)"),
+    ("--rrl-nxdomain-rate", "N", "NXDOMAIN answers a second to one source prefix, all names together (default: --rrl-rate)"),
+    ("--rrl-error-rate", "N", "REFUSED, FORMERR, SERVFAIL... a second to one source prefix (default: --rrl-rate)"),
+    ("--rrl-slip", "N", "send every Nth rate-limited answer as a tiny TC=1 one (the client retries over TCP); 0 drops all (default 2)"),
+    ("--rrl-window", "SECONDS", "a source over the rate stays limited until it has kept under it this long; 0: only while over (default 0)"),
+    ("--rrl-ipv4-prefix", "BITS", "IPv4 sources in one prefix of this length share a budget (default 24)"),
+    ("--rrl-ipv6-prefix", "BITS", "IPv6 sources in one prefix of this length share a budget (default 56)"),
+    ("--rrl-exempt", "CIDR[,CIDR]|none", "sources never rate-limited: list the CoreDNS pods (or the pod CIDR) here (default 127.0.0.0/8,::1/128)"),
 ]
 
 
@@ -167,6 +180,18 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         "--ptr": ("ptr", lambda v: parse_flag(v, "--ptr")),
         "--lighthouse-names": ("lighthouse_names", lambda v: parse_flag(v, "--lighthouse-names")),
         "--reverse-zone": ("reverse_zones", parse_reverse_zones),
+        "--tcp-read-timeout": ("tcp_read_timeout", lambda v: bounded(v, "--tcp-read-timeout", 0.1, 3600, float)),
+        "--tcp-write-timeout": ("tcp_write_timeout", lambda v: bounded(v, "--tcp-write-timeout", 0.1, 3600, float)),
+        "--tcp-max-in-flight": ("tcp_max_in_flight", lambda v: bounded(v, "--tcp-max-in-flight", 1, 65535)),
+        "--tcp-max-buffered": ("tcp_max_buffered", lambda v: bounded(v, "--tcp-max-buffered", 512, 2**24)),
+        "--rrl-rate": ("rrl_rate", lambda v: bounded(v, "--rrl-rate", 0, 10**7)),
+        "--rrl-nxdomain-rate": ("rrl_nxdomain_rate", lambda v: bounded(v, "--rrl-nxdomain-rate", 0, 10**7)),
+        "--rrl-error-rate": ("rrl_error_rate", lambda v: bounded(v, "--rrl-error-rate", 0, 10**7)),
+        "--rrl-slip": ("rrl_slip", lambda v: bounded(v, "--rrl-slip", 0, 10)),
+        "--rrl-window": ("rrl_window", lambda v: bounded(v, "--rrl-window", 0, 3600)),
+        "--rrl-ipv4-prefix": ("rrl_ipv4_prefix", lambda v: bounded(v, "--rrl-ipv4-prefix", 8, 32)),
+        "--rrl-ipv6-prefix": ("rrl_ipv6_prefix", lambda v: bounded(v, "--rrl-ipv6-prefix", 16, 128)),
+        "--rrl-exempt": ("rrl_exempt", lambda v: parse_networks(v, "--rrl-exempt")),
     }
     for flag, (field, convert) in converters.items():
         if raw[flag] is not None:
@@ -174,6 +199,8 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
     if "zones" in settings:
         settings["zone"], *rest = settings.pop("zones")
         settings["extra_zones"] = tuple(rest)
+    for kind in ("rrl_nxdomain_rate", "rrl_error_rate"):  # unset: as --rrl-rate
+        settings.setdefault(kind, settings.get("rrl_rate", defaults.rrl_rate))
     if settings.get("local_first") and not settings.get("cluster_id"):
         raise ConfigError("--local-first needs --cluster-id (which cluster is local?)")
     return Config(**{**{f: getattr(defaults, f) for f in defaults.__dataclass_fields__}, **settings})

@@ -36,6 +36,10 @@ class Config:
     max_udp_payload: int = 1232
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 1024
+    tcp_read_timeout: float = 3.0
+    tcp_write_timeout: float = 5.0
+    tcp_max_in_flight: int = 64
+    tcp_max_buffered: int = 65536
     poll_interval: float = 1.0
     lameduck: float = 0.0
     log_level: str = "info"
@@ -50,6 +54,14 @@ class Config:
     ptr: bool = True
     lighthouse_names: bool = False
     reverse_zones: tuple[str, ...] = ()
+    rrl_rate: int = 1000
+    rrl_nxdomain_rate: int = 1000
+    rrl_error_rate: int = 1000
+    rrl_slip: int = 2
+    rrl_window: int = 0
+    rrl_ipv4_prefix: int = 24
+    rrl_ipv6_prefix: int = 56
+    rrl_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # loopback cannot be spoofed from off the host
 
 
 def parse_address(text: str, what: str) -> Address:
@@ -153,6 +165,21 @@ def parse_ips(value: str, what: str) -> tuple[str, ...]:
         except ValueError:
             raise ConfigError(f"{what}: {part!r} is not an IP address") from None
     return tuple(dict.fromkeys(ips))
+
+
+def parse_networks(value: str, what: str) -> tuple[str, ...]:
+    """``CIDR[,CIDR]`` (a bare address is its own /32 or /128); ``none`` or empty: no networks."""
+    if value.strip().lower() in ("", "none", "off"):
+        return ()
+    networks = []
+    for part in (part.strip() for part in value.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{what}: {part!r} is not an IP network (CIDR) or address") from None
+    return tuple(dict.fromkeys(networks))
 
 
 def parse_flag(value: str | bool, what: str) -> bool:

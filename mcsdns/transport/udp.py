@@ -10,6 +10,9 @@ per wakeup, not per query: a clock read costs as much as a cached answer. So a
 UDP request's duration is the mean over the queries answered in its wakeup
 (one, when the server is not busy): the histogram's count and sum are exact,
 its buckets hold those means.
+
+Response rate limiting (``rrl.py``) is one call per answer, when it is on; what
+it drops or truncates is counted there, not as a response sent.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .stats import TransportStats
 log = logging.getLogger(__name__)
 
 Handler = Callable[[bytes, bool], "tuple[bytes | None, int]"]  # (message, over_udp) -> (response, tally)
+Limiter = Callable[[bytes, bytes, tuple], "bytes | None"]  # (message, response, peer) -> what to send
 MAX_DATAGRAM = 65535
 BURST = 256  # datagrams per wakeup before yielding to the loop
 RECEIVE_BUFFER = 4 * 2**20
@@ -67,9 +71,10 @@ def family_label(host: str) -> int:
 
 
 class UdpServer:
-    def __init__(self, sock: socket.socket, handler: Handler) -> None:
+    def __init__(self, sock: socket.socket, handler: Handler, rrl: Limiter | None = None) -> None:
         self.sock = sock
         self.handler = handler
+        self.rrl = rrl  # response rate limiting (see rrl.py); None when off
         self.stats = TransportStats("udp", 2 if sock.family == socket.AF_INET6 else 1)
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -83,7 +88,7 @@ class UdpServer:
         self.sock.close()
 
     def _drain(self) -> None:
-        recvfrom, sendto, handler = self.sock.recvfrom, self.sock.sendto, self.handler
+        recvfrom, sendto, handler, rrl = self.sock.recvfrom, self.sock.sendto, self.handler, self.rrl
         stats = self.stats
         tallies, received, skipped = stats.tallies, BURST, 0
         started = perf_counter()
@@ -101,6 +106,11 @@ class UdpServer:
                 response, tally = handler(message, True)
                 if response is None:
                     stats.dropped += 1
+                    skipped += 1
+                    continue
+                if rrl is not None and (sent := rrl(message, response, peer)) is not response:
+                    if sent is not None:  # a TC=1 slip; it and drops are counted by the limiter
+                        sendto(sent, peer)
                     skipped += 1
                     continue
                 sendto(response, peer)

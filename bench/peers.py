@@ -16,7 +16,8 @@ system, for its whole process tree, read from /proc), and its ratios to NSD and
 Knot. ``--rounds`` repeats the whole line-up, servers interleaved, so a noisy
 moment of a shared machine hits each alike. NSD and Knot come from Debian
 (``apt-get install nsd knot``); CoreDNS from tests/e2e/peers/build.sh. A server
-that is not installed is skipped with the reason. Not a test: it prints numbers
+that is not installed is skipped with the reason (NSD and Knot are started by
+tests/peerdns.py). Not a test: it prints numbers
 for bench/RESULTS.md.
 """
 
@@ -24,114 +25,37 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import dns.message
-import dns.query
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.live import MIX, cpu_seconds, dnsperf  # noqa: E402
+from bench.live import MIX, dnsperf  # noqa: E402
 from tests.helpers import DATA, Server, free_port  # noqa: E402
-
-ZONE = "clusterset.local."
-
-
-def zone_text(port: int) -> str:
-    """The zone as mcsdns answers it, in master-file form, for the other servers."""
-    lines = [f"$ORIGIN {ZONE}", "$TTL 5",
-             "@ IN SOA ns.dns hostmaster 1 7200 1800 86400 5", "@ IN NS ns.dns", "ns.dns IN A 127.0.0.1"]
-    for item in MIX:
-        name, qtype = item.split()
-        response = dns.query.udp(dns.message.make_query(name + ".", qtype), "127.0.0.1", port=port, timeout=2)
-        for section in (response.answer, response.additional):
-            lines += [line for rrset in section for line in rrset.to_text().splitlines()]
-    return "\n".join(dict.fromkeys(lines)) + "\n"
+from tests.peerdns import PEERS, ZONE, PeerUnavailable, serving, zone_text  # noqa: E402
 
 
-def nsd(workdir: Path, zonefile: Path, port: int, workers: int = 1) -> list[str] | str:
-    if not shutil.which("nsd"):
-        return "nsd is not installed (apt-get install nsd)"
-    conf = workdir / "nsd.conf"
-    conf.write_text(f"""server:
-    ip-address: 127.0.0.1@{port}
-    server-count: {workers}
-    zonesdir: "{workdir}"
-    pidfile: "{workdir}/nsd.pid"
-    xfrdfile: "{workdir}/xfrd.state"
-    zonelistfile: "{workdir}/zone.list"
-    username: ""
-    verbosity: 0
-    rrl-ratelimit: 0
-remote-control:
-    control-enable: no
-zone:
-    name: {ZONE}
-    zonefile: {zonefile}
-""")
-    return ["nsd", "-d", "-c", str(conf)]
-
-
-def knot(workdir: Path, zonefile: Path, port: int, workers: int = 1) -> list[str] | str:
-    if not shutil.which("knotd"):
-        return "knotd is not installed (apt-get install knot)"
-    conf = workdir / "knot.conf"
-    conf.write_text(f"""server:
-    listen: 127.0.0.1@{port}
-    rundir: "{workdir}"
-    udp-workers: {workers}
-    tcp-workers: {workers}
-    background-workers: 1
-database:
-    storage: "{workdir}/db"
-zone:
-  - domain: {ZONE}
-    file: "{zonefile}"
-""")
-    return ["knotd", "-c", str(conf)]
-
-
-def coredns(workdir: Path, zonefile: Path, port: int, workers: int = 1) -> list[str] | str:
+def coredns(workdir: Path, zonefile: Path, port: int, workers: int = 1) -> list[str]:
     try:
         from tests.e2e import peers
 
         binary = peers.build().coredns
     except Exception as error:  # Go missing or the build failed: say so, go on
-        return f"CoreDNS unavailable: {error}"
+        raise PeerUnavailable(f"CoreDNS unavailable: {error}") from error
     corefile = workdir / "Corefile"
     corefile.write_text(f"{ZONE}:{port} {{\n    bind 127.0.0.1\n    file {zonefile}\n}}\n")
     return [str(binary), "-conf", str(corefile)]
 
 
-def answering(port: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            dns.query.udp(dns.message.make_query("web.shop.svc." + ZONE, "A"), "127.0.0.1", port=port, timeout=0.3)
-            return True
-        except Exception:
-            time.sleep(0.1)
-    return False
-
-
-def measure(name: str, argv: list[str], port: int, args, queries: Path) -> tuple | str:
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def measure(name: str, make, workdir: Path, zonefile: Path, args, queries: Path) -> tuple | str:
+    port = free_port()
     try:
-        if not answering(port):
-            return f"{name} did not answer: {process.stderr.read(500) if process.poll() is not None else 'timeout'}"
-        return run_load(process.pid, port, args, queries)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        with serving(name, make(workdir, zonefile, port, args.workers), port) as process:
+            return run_load(process.pid, port, args, queries)
+    except PeerUnavailable as missing:
+        return str(missing)
 
 
 def tree(pid: int) -> list[int]:
@@ -175,10 +99,10 @@ def run_load(pid: int, port: int, args, queries: Path) -> tuple:
 def mcsdns(variant: str, args, queries: Path, zonefile: Path) -> tuple | str:
     flags = {"batch": ["--udp-batch", "true"], "plain": ["--udp-batch", "false"]}[variant]
     server = Server(DATA / "zone", "--log-level", "warning", "--poll-interval", "1", "--workers", str(args.workers),
-                    *flags).wait_ready()
+                    "--ns-address", "127.0.0.1", *flags).wait_ready()
     try:
         if not zonefile.exists():
-            zonefile.write_text(zone_text(server.port))
+            zonefile.write_text(zone_text(server.port, MIX))
         return run_load(server.process.pid, server.port, args, queries)
     finally:
         server.stop()
@@ -195,7 +119,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     rows: list[tuple[int, str, tuple | str]] = []
-    peers = [("NSD", nsd), ("Knot", knot)] + ([] if args.no_coredns else [("CoreDNS", coredns)])
+    peers = list(PEERS.items()) + ([] if args.no_coredns else [("CoreDNS", coredns)])
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         queries = workdir / "queries.txt"
@@ -205,9 +129,7 @@ def main() -> None:
             for variant in args.mcsdns.split(","):
                 rows.append((round_, f"mcsdns {variant}", mcsdns(variant, args, queries, zonefile)))
             for name, make in peers:
-                port = free_port()
-                argv = make(workdir, zonefile, port, args.workers)
-                rows.append((round_, name, argv if isinstance(argv, str) else measure(name, argv, port, args, queries)))
+                rows.append((round_, name, measure(name, make, workdir, zonefile, args, queries)))
     print(f"# {args.mode.upper()}, dnsperf -m {args.mode} -c {args.clients} -q 200 -T 1 for {args.seconds}s each, "
           f"{args.workers} worker(s) per server, {len(MIX)} questions; load average {os.getloadavg()[0]:.1f}")
     print(f"{'round':>5} {'server':<13} {'queries/s':>10} {'lost':>5} {'latency ms':>10} {'us CPU/q':>9} "

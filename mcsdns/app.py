@@ -19,23 +19,28 @@ from collections import Counter
 from typing import Callable
 
 from .config import Config
+from .heap import LOAD_LIMIT, LoadPhase
 from .engine.cache import ResponseCache
 from .engine.respond import Responder
+from .inspect.explain import ExplainError, explain
 from .model.events import Event, Outage
 from .model.records import Rejected
 from .observe import logs
 from .observe.http import HealthServer
 from .observe.metrics import Metrics, Observed, version
 from .source.files import FolderSource, SourceError
-from .transport.tcp import TcpServer
+from .transport.rrl import RateLimiter
+from .transport.tcp import TcpLimits, TcpServer
 from .transport.udp import UdpServer, bind_udp
 from .zone.settings import ZoneSettings
 from .zone.snapshot import Snapshot
 from .zone.store import ZoneStore
+from .zone.zoneset import ZoneSet
 
 log = logging.getLogger("mcsdns")
 EXIT_OK, EXIT_USAGE = 0, 2
 SOURCE_RESTART = 1.0
+MAX_REJECTIONS = 10_000  # rejected objects remembered for /debug/explain
 
 
 class StartupError(Exception):
@@ -52,10 +57,49 @@ def make_source(config: Config, rejected: Callable[[Rejected], None]):
     return FolderSource(config.source, interval=config.poll_interval, on_reject=rejected)
 
 
+def make_store(
+    config: Config, required, on_publish: Callable[[Snapshot], None] | None = None, zone: str | None = None,
+    serial: int | None = None,
+) -> ZoneStore:
+    """The store of one zone (the primary unless ``zone`` names another)."""
+    settings = ZoneSettings(
+        origin=zone or config.zone,
+        ttl=config.ttl,
+        dns_version=config.dns_version,
+        local_cluster=config.cluster_id if config.local_first else None,
+        ns_addresses=config.ns_address,
+        ptr=config.ptr,
+        reverse_zones=config.reverse_zones,
+        lighthouse_names=config.lighthouse_names,
+    )
+    # Start the serial at the clock so a restart never goes backwards (RFC 1982); workers
+    # started together get their parent's clock, so they start at the same serial.
+    return ZoneStore(settings, int(time.time()) if serial is None else serial, required, on_publish=on_publish)
+
+
+def make_limiter(config: Config) -> RateLimiter | None:
+    """UDP response rate limiting, or None when every rate is 0."""
+    limiter = RateLimiter(
+        config.rrl_rate, config.rrl_nxdomain_rate, config.rrl_error_rate, slip=config.rrl_slip,
+        window=config.rrl_window, ipv4_prefix=config.rrl_ipv4_prefix, ipv6_prefix=config.rrl_ipv6_prefix,
+        exempt=config.rrl_exempt,
+    )
+    return limiter if limiter.enabled else None
+
+
+def tcp_limits(config: Config) -> TcpLimits:
+    return TcpLimits(
+        idle_timeout=config.tcp_idle_timeout, max_connections=config.tcp_max_connections,
+        read_timeout=config.tcp_read_timeout, write_timeout=config.tcp_write_timeout,
+        max_in_flight=config.tcp_max_in_flight, max_buffered=config.tcp_max_buffered,
+    )
+
+
 class App:
     """``worker``: one of ``--workers N`` (see ``workers``): share the DNS port
     (SO_REUSEPORT); ``join_when_ready``: bind it only after the first full sync,
-    so a restarted worker never answers SERVFAIL beside ready ones."""
+    so a restarted worker never answers SERVFAIL beside ready ones; ``serial``:
+    the first SOA serial (default: the clock)."""
 
     def __init__(
         self, config: Config, worker: bool = False, join_when_ready: bool = False, serial: int | None = None
@@ -66,18 +110,15 @@ class App:
         self._synced = asyncio.Event()
         self.rejected: Counter = Counter()  # (kind, field) -> objects, for the metrics
         self.partial: Counter = Counter()  # (kind, field) -> objects kept with a part left out
+        self.rejections: dict[tuple[str, str, str], Rejected] = {}  # with --debug-explain only
         self.source = make_source(config, self._rejected)
-        settings = ZoneSettings(
-            origin=config.zone,
-            ttl=config.ttl,
-            dns_version=config.dns_version,
-            local_cluster=config.cluster_id if config.local_first else None,
-            ns_addresses=config.ns_address,
-        )
-        # Start the serial at the clock so a restart never goes backwards (RFC 1982); workers
-        # started together get their parent's clock, so they start at the same serial.
-        serial = int(time.time()) if serial is None else serial
-        self.store = ZoneStore(settings, serial, self.source.required, on_publish=self._published)
+        self.store = make_store(config, self.source.required, on_publish=self._published, serial=serial)
+        # Further zones hold the same names under their own apex and serial.
+        self.stores = [self.store] + [
+            make_store(config, self.source.required, self._published_extra, zone, serial)
+            for zone in config.extra_zones
+        ]
+        self.view: Snapshot | ZoneSet = self._view()  # what the engine reads: every zone at once
         self.responder = ResponseCache(Responder(config.max_udp_payload))
         self.observed = Observed(
             snapshot=lambda: self.store.snapshot,
@@ -86,6 +127,8 @@ class App:
             rejected=self.rejected,
             partial=self.partial,
         )
+        self.rrl = make_limiter(config)
+        self.observed.rrl = self.rrl
         self.metrics = Metrics(self.observed)
         self.stopping = False
         self._udp: list[UdpServer] = []
@@ -93,13 +136,22 @@ class App:
         self._http: HealthServer | None = None
         self._outage: str | None = None
         self._last = self.store.snapshot  # the previous publish, to see what changed
+        self._load = LoadPhase()
 
     def answer(self, message: bytes, udp: bool) -> tuple[bytes | None, int]:
-        return self.responder.answer(message, self.store.snapshot, udp)
+        return self.responder.answer(message, self.view, udp)
+
+    def _view(self) -> Snapshot | ZoneSet:
+        if len(self.stores) == 1:
+            return self.store.snapshot
+        return ZoneSet(tuple(store.snapshot for store in self.stores))
+
+    def _published_extra(self, snapshot: Snapshot) -> None:
+        self.view = self._view()
 
     def udp_hits(self) -> dict[bytes, tuple[bytes, int]]:
-        """The response cache's UDP entries for the zone as it is now (see ``engine.cache``)."""
-        return self.responder.udp_hits(self.store.snapshot)
+        """The response cache's UDP entries for the zones as they are now (see ``engine.cache``)."""
+        return self.responder.udp_hits(self.view)
 
     def readiness(self) -> tuple[bool, str]:
         """(ready, the /readyz body): not ready while draining or before the first
@@ -122,21 +174,39 @@ class App:
 
     def _rejected(self, item: Rejected) -> None:
         (self.partial if item.partial else self.rejected)[(item.kind, item.field)] += 1
+        if self.config.debug_explain:  # the latest word on each object, for /debug/explain
+            key = (item.kind, item.namespace, item.name)
+            self.rejections.pop(key, None)
+            self.rejections[key] = item
+            if len(self.rejections) > MAX_REJECTIONS:
+                del self.rejections[next(iter(self.rejections))]
+
+    def explain(self, name: str, qtype: str) -> tuple[bool, str]:
+        """(question made sense, text) for /debug/explain."""
+        try:
+            return True, "\n".join(explain(self.store, name, qtype, self.rejections.values()))
+        except ExplainError as error:
+            return False, str(error)
 
     def _published(self, snapshot: Snapshot) -> None:
+        self.view = self._view()
         old, self._last = self._last, snapshot
         if snapshot.serial != old.serial or self.observed.changed_at is None:
             self.observed.changed_at = time.monotonic()
         if snapshot.ready:
             self._synced.set()
         if snapshot.ready and not old.ready:
+            self._load.end()
             log.info(
                 "first full sync: serving %d services, serial %d", len(snapshot.services), snapshot.serial,
                 extra={"event": "synced", "services": len(snapshot.services), "serial": snapshot.serial},
             )
 
     def _apply(self, events: list[Event]) -> None:
-        self.store.apply(events)
+        events = list(events)  # each store reads them all
+        for store in self.stores[1:]:
+            store.apply(events)
+        self.store.apply(events)  # last: its publish is what the log and the metrics follow
         outage = self.store.outage
         if outage != self._outage:
             if outage is not None:
@@ -157,8 +227,9 @@ class App:
     async def listen(self) -> None:
         for host, port in self.config.listen:
             try:
-                udp = UdpServer(bind_udp(host, port, self.worker), self.answer, self.udp_hits, self.config.udp_batch)
-                tcp = TcpServer(self.answer, self.config.tcp_idle_timeout, self.config.tcp_max_connections, host)
+                udp = UdpServer(bind_udp(host, port, self.worker), self.answer, self.udp_hits, self.config.udp_batch,
+                                self.rrl)
+                tcp = TcpServer(self.answer, tcp_limits(self.config), host)
                 await tcp.start(host, port, self.worker)
             except OSError as error:
                 raise StartupError(f"cannot listen on {_show(host, port)}: {_reason(error)}") from None
@@ -166,10 +237,12 @@ class App:
             self._udp.append(udp)
             self._tcp.append(tcp)
             self.observed.transports += [udp.stats, tcp.stats]
+        if self.rrl is not None:
+            self.rrl.start()
 
     async def _serve_http(self) -> None:
         if self.config.http is not None:
-            self._http = HealthServer(self.metrics, self.readiness)
+            self._http = HealthServer(self.metrics, self.readiness, self.explain if self.config.debug_explain else None)
             try:
                 await self._http.start(*self.config.http)
             except OSError as error:
@@ -181,10 +254,12 @@ class App:
         )
         addresses = [_show(host, port) for host, port in self.config.listen]
         http = _show(*self.config.http) if self.config.http else None
+        rrl = _rrl_summary(self.config) if self.rrl is not None else "off"
         log.info(
-            "answering for %s on %s (udp+tcp)%s", self.config.zone, ", ".join(addresses),
-            f"; http on {http}" if http else "",
-            extra={"event": "listening", "zone": self.config.zone, "addresses": addresses, "http": http},
+            "answering for %s on %s (udp+tcp)%s; UDP rate limiting %s",
+            ", ".join((self.config.zone, *self.config.extra_zones)), ", ".join(addresses),
+            f"; http on {http}" if http else "", rrl,
+            extra={"event": "listening", "zone": self.config.zone, "addresses": addresses, "http": http, "rrl": rrl},
         )
 
     async def stop(self) -> None:
@@ -195,6 +270,8 @@ class App:
             await asyncio.sleep(self.config.lameduck)
         for udp in self._udp:
             udp.close()
+        if self.rrl is not None:
+            self.rrl.stop()
         await asyncio.gather(*(tcp.close() for tcp in self._tcp))
         if self._http is not None:
             self._http.close()
@@ -205,6 +282,8 @@ class App:
         stop = asyncio.Event()
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(number, stop.set)
+        self._load.begin()
+        loop.call_later(LOAD_LIMIT, self._load.end)
         feeding = asyncio.create_task(self._feed(), name="source")
         if self.worker:
             orphaned = asyncio.create_task(_parent_gone(stop), name="parent")
@@ -246,6 +325,15 @@ async def _parent_gone(stop: asyncio.Event) -> None:
 
 async def _serve(config: Config, worker: bool, join_when_ready: bool, serial: int | None) -> int:
     return await App(config, worker, join_when_ready, serial).serve()
+
+
+def _rrl_summary(config: Config) -> str:
+    rates = {config.rrl_rate, config.rrl_nxdomain_rate, config.rrl_error_rate}
+    rate = f"{config.rrl_rate}/s" if len(rates) == 1 else (
+        f"{config.rrl_rate}/s answers, {config.rrl_nxdomain_rate}/s NXDOMAIN, {config.rrl_error_rate}/s errors")
+    exempt = ", ".join(config.rrl_exempt) or "none"
+    return (f"over {rate} per source /{config.rrl_ipv4_prefix} or /{config.rrl_ipv6_prefix}, "
+            f"slip {config.rrl_slip}, exempt {exempt}")
 
 
 def _reason(error: OSError) -> str:

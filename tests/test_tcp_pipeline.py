@@ -18,7 +18,7 @@ WEB = "web.shop.svc.clusterset.local."
 
 @pytest.fixture(scope="module")
 def server():
-    server = Server(DATA / "zone", "--tcp-idle-timeout", "0.5").wait_ready()
+    server = Server(DATA / "zone", "--tcp-idle-timeout", "0.5", "--tcp-read-timeout", "0.5").wait_ready()
     yield server
     server.stop()
 

@@ -113,7 +113,7 @@ class BatchDrain:
         # kernel writes back the same length and no field needs resetting between calls
         self._queries = mmap.mmap(-1, SLOTS * SLOT)
         self._answers = mmap.mmap(-1, SLOTS * SLOT)
-        self._names = bytearray(SLOTS * name_size)
+        self._names = mmap.mmap(-1, SLOTS * name_size)  # slices of an mmap are bytes: hashable
         self._name_size = name_size
         self._rvec = (_MMsgHdr * SLOTS)()
         self._svec = (_MMsgHdr * SLOTS)()
@@ -136,6 +136,7 @@ class BatchDrain:
         self._svec_at = ctypes.addressof(self._svec)
         self._pending = [0] * SLOTS  # the tally counted for each slot, taken back if its send fails
         self.limiter = limiter
+        self._hosts: dict[bytes, str] = {}  # source address bytes -> text, for the limiter
 
     def __call__(self) -> None:
         stats, handler = self.stats, self.handler
@@ -188,7 +189,7 @@ class BatchDrain:
         base, size_at, length_at = self._slots[index]
         message = self._queries[base : base + self._lengths[size_at]]
         response = message[:2] + rest
-        sent = self.limiter(message, response, self.peer(index))
+        sent = self.limiter(message, response, self._peer_of(index))
         if sent is None:
             return index + 1, self._flush(first, index)
         if sent is not response:
@@ -229,6 +230,19 @@ class BatchDrain:
                 self.stats.tallies[self._pending[first]] -= 1
             first += 1
         return sent_total
+
+    def _peer_of(self, index: int) -> tuple[str, int]:
+        """``peer(index)`` for the limiter, on every answer: the address text is
+        remembered by its bytes (a bounded memo), only the port is read each time."""
+        at = index * self._name_size
+        names = self._names
+        address = names[at + 4 : at + 8] if self.family == socket.AF_INET else names[at + 8 : at + 24]
+        host = self._hosts.get(address)
+        if host is None:
+            if len(self._hosts) >= 4096:
+                self._hosts.clear()
+            host = self._hosts[address] = self.peer(index)[0]
+        return host, names[at + 2] << 8 | names[at + 3]
 
     def peer(self, index: int) -> tuple[str, int]:
         """The source address of the query in slot ``index`` (for log lines)."""

@@ -10,6 +10,9 @@ per wakeup, not per query: a clock read costs as much as a cached answer. So a
 UDP request's duration is the mean over the queries answered in its wakeup
 (one, when the server is not busy): the histogram's count and sum are exact,
 its buckets hold those means.
+
+Response rate limiting (``rrl.py``) is one call per answer, when it is on; what
+it drops or truncates is counted there, not as a response sent.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .stats import TransportStats
 log = logging.getLogger(__name__)
 
 Handler = Callable[[bytes, bool], "tuple[bytes | None, int]"]  # (message, over_udp) -> (response, tally)
+Limiter = Callable[[bytes, bytes, tuple], "bytes | None"]  # (message, response, peer) -> what to send
 MAX_DATAGRAM = 65535
 BURST = 256  # datagrams per wakeup before yielding to the loop
 RECEIVE_BUFFER = 4 * 2**20
@@ -66,10 +70,6 @@ def _grow_receive_buffer(sock: socket.socket) -> None:
                     "raise the sysctl net.core.rmem_max", granted // 1024, RECEIVE_BUFFER // 1024)
 
 
-def _no_hits() -> dict:
-    return {}
-
-
 def family_label(host: str) -> int:
     """CoreDNS's ``family`` label: 1 for IPv4, 2 for IPv6."""
     return 2 if ":" in host else 1
@@ -78,23 +78,32 @@ def family_label(host: str) -> int:
 Hits = Callable[[], "dict[bytes, tuple[bytes, int]]"]  # () -> the cache's UDP entries now (ResponseCache.udp_hits)
 
 
+def _no_hits() -> dict:
+    return {}
+
+
 class UdpServer:
     """``hits``, when given, is asked once per wakeup for the response cache's UDP
     entries, and a hit is answered from them without calling ``handler``.
     ``batch`` reads and answers with recvmmsg/sendmmsg (``batch.py``) where the
-    system has them."""
+    system has them; ``rrl`` sees every answer in both loops."""
 
-    def __init__(self, sock: socket.socket, handler: Handler, hits: Hits | None = None, batch: bool = False) -> None:
+    def __init__(
+        self, sock: socket.socket, handler: Handler, hits: Hits | None = None, batch: bool = False,
+        rrl: Limiter | None = None,
+    ) -> None:
         self.sock = sock
         self.handler = handler
         self.hits = hits or _no_hits
+        self.rrl = rrl  # response rate limiting (see rrl.py); None when off
         self.stats = TransportStats("udp", 2 if sock.family == socket.AF_INET6 else 1)
         self.batched = batch and batching.available()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        reader = batching.BatchDrain(self.sock, self.handler, self.hits, self.stats) if self.batched else self._drain
+        reader = (batching.BatchDrain(self.sock, self.handler, self.hits, self.stats, self.rrl)
+                  if self.batched else self._drain)
         self._loop.add_reader(self.sock.fileno(), reader)
 
     def close(self) -> None:
@@ -103,7 +112,7 @@ class UdpServer:
         self.sock.close()
 
     def _drain(self) -> None:
-        recvfrom, sendto, handler = self.sock.recvfrom, self.sock.sendto, self.handler
+        recvfrom, sendto, handler, rrl = self.sock.recvfrom, self.sock.sendto, self.handler, self.rrl
         hits = self.hits().get  # the zone cannot change during this call: it changes on this thread
         stats = self.stats
         tallies, received, skipped = stats.tallies, BURST, 0
@@ -128,6 +137,11 @@ class UdpServer:
                         stats.dropped += 1
                         skipped += 1
                         continue
+                if rrl is not None and (sent := rrl(message, response, peer)) is not response:
+                    if sent is not None:  # a TC=1 slip; it and drops are counted by the limiter
+                        sendto(sent, peer)
+                    skipped += 1
+                    continue
                 sendto(response, peer)
             except OSError as error:  # full buffer or vanished peer: UDP may drop
                 log.debug("udp send to %s: %s", peer, error)

@@ -1,9 +1,10 @@
 """One service's records -> the names below ``<svc>.<ns>.svc.<zone>``.
 
-A service is rebuilt alone whenever one of its objects changes, which is what
-keeps zone updates incremental. The result is a plain mapping from the labels
-below the service name (``()`` is the service name itself) to nodes; two builds
-of the same inputs are equal, so the store can tell whether DNS sees a change.
+A service is built alone (see ``entry``: when a query first needs it), from
+its import and its slices' ready views. The result is a plain mapping from the
+labels below the service name (``()`` is the service name itself) to nodes.
+A large headless service is put together from per-slice parts instead
+(``headless``), which gives the same mapping; this module is its definition.
 
 Records follow the MCS DNS specification (KEP-1645 specification.md, 1.0.0):
   ClusterSetIP (2.3): A/AAAA = the clusterset IPs (see ``clusterset_ips`` for
@@ -36,11 +37,6 @@ Names = dict[Labels, Node]
 
 
 @dataclass(frozen=True, slots=True)
-class ServiceEntry:
-    names: Names
-
-
-@dataclass(frozen=True, slots=True)
 class Target:
     """Something an SRV record can point at: a name below the service, its
     addresses, and the ports those addresses serve (they always go together)."""
@@ -50,38 +46,33 @@ class Target:
     ports: tuple[Port, ...]
 
 
-def build_service(
-    settings: ZoneSettings,
-    imported: ServiceImport,
-    slices: list[EndpointSlice],
-    derived: Service | None,
-) -> ServiceEntry | None:
+def headless_names(settings: ZoneSettings, imported: ServiceImport, slices: list[EndpointSlice]) -> Names:
+    """A headless service's names built whole, from its slices' ready views in
+    key order (``headless.assemble`` puts the same together from per-slice parts)."""
+    everything = ready_addresses(slices)  # a slice without its cluster label counts here too
+    return _names(settings, imported, everything, headless_targets(slices))
+
+
+def cluster_set_ip_names(settings: ZoneSettings, imported: ServiceImport, target: Target) -> Names:
+    names = _names(settings, imported, target.addresses, [target])
+    if not target.addresses:
+        # Ports but no address yet: the names exist, with nothing to answer
+        # (an SRV target must resolve); NODATA, as CoreDNS answers.
+        for port in (port for port in imported.ports if port.name):
+            _add(names, (b"_" + port.name.encode(), b"_" + port.protocol.encode()), {})
+    return names
+
+
+def _names(settings: ZoneSettings, imported: ServiceImport, everything: tuple[str, ...], targets: list[Target]) -> Names:
     origin, ttl = settings.labels, settings.ttl
     service_labels = (imported.name.encode(), imported.namespace.encode(), b"svc")
-    if imported.headless:
-        everything = _ready_addresses(slices)  # a slice without its cluster label counts here too
-        if not everything:
-            return None  # spec 2.4.1: no ready endpoint -> NXDOMAIN
-        targets = _headless_targets(slices)
-    else:
-        local = local_backends(imported, slices, settings.local_cluster)
-        targets = [local or Target((), clusterset_ips(imported, slices, derived), imported.ports)]
-        everything = targets[0].addresses
     names: Names = {}
     _add(names, (), address_rrsets(everything, ttl))
     for target in targets:
         if target.below:
             _add(names, target.below, address_rrsets(target.addresses, ttl))
     _add_srv(names, origin, service_labels, ttl, [t for t in targets if t.addresses])
-    if not any(node.rrsets for node in names.values()):
-        if imported.ports:
-            # Ports but no address yet: the names exist, with nothing to answer
-            # (an SRV target must resolve); NODATA, as CoreDNS answers.
-            for port in (port for port in imported.ports if port.name):
-                _add(names, (b"_" + port.name.encode(), b"_" + port.protocol.encode()), {})
-            return ServiceEntry(names)
-        return None  # no address and no port: the import is not served (as CoreDNS)
-    return ServiceEntry(names)
+    return names
 
 
 def local_backends(imported: ServiceImport, slices: list[EndpointSlice], cluster: str | None) -> Target | None:
@@ -97,7 +88,7 @@ def local_backends(imported: ServiceImport, slices: list[EndpointSlice], cluster
     if cluster is None:
         return None
     local = [piece for piece in slices if piece.cluster == cluster and any(e.ready for e in piece.endpoints)]
-    addresses = _ready_addresses(local)
+    addresses = ready_addresses(local)
     if not addresses:
         return None
     ports = []
@@ -109,7 +100,7 @@ def local_backends(imported: ServiceImport, slices: list[EndpointSlice], cluster
     return Target((), addresses, tuple(ports))
 
 
-def _ready_addresses(slices) -> tuple[str, ...]:
+def ready_addresses(slices) -> tuple[str, ...]:
     ready = (ip for piece in slices for endpoint in piece.endpoints if endpoint.ready for ip in endpoint.addresses)
     return tuple(dict.fromkeys(ready))
 
@@ -124,13 +115,17 @@ def clusterset_ips(imported: ServiceImport, slices: list[EndpointSlice], derived
         return imported.ips
     if derived is not None and derived.cluster_ips:
         return derived.cluster_ips
-    return _ready_addresses(piece for piece in slices if piece.service_ip)
+    return ready_addresses(piece for piece in slices if piece.service_ip)
 
 
-def _headless_targets(slices: list[EndpointSlice]) -> list[Target]:
+def headless_targets(slices: list[EndpointSlice]) -> list[Target]:
     """Ready endpoints by name, each with its own slice's ports; one name gathers
     an endpoint's IPv4 and IPv6 slices. A slice without a cluster id gives no
-    names (nothing to put in them); its addresses count at the service name."""
+    names (nothing to put in them); its addresses count at the service name.
+
+    In order of first appearance, slices by (cluster, family, name), endpoints
+    as their slice lists them: the order of the SRV records, which is also
+    what putting per-slice parts end to end gives (``headless.assemble``)."""
     by_name: dict[Labels, tuple[list[str], list[Port]]] = {}
     for piece in sorted(slices, key=lambda s: (s.cluster, s.family, s.name)):
         if not piece.cluster:
@@ -147,7 +142,7 @@ def _headless_targets(slices: list[EndpointSlice]) -> list[Target]:
                 ports.extend(piece.ports)
     return [
         Target(below, tuple(dict.fromkeys(ips)), tuple(dict.fromkeys(ports)))
-        for below, (ips, ports) in sorted(by_name.items())
+        for below, (ips, ports) in by_name.items()
     ]
 
 
@@ -157,7 +152,8 @@ def dashed(ip: str) -> str:
     return ("0" if label.startswith("-") else "") + label + ("0" if label.endswith("-") else "")
 
 
-def _add_srv(names: Names, origin: Labels, service: Labels, ttl: int, targets: list[Target]) -> None:
+def srv_pairs(targets: list[Target]) -> dict[Labels, dict[tuple[Labels, int], None]]:
+    """SRV owner -> its distinct (target name, port) pairs, in order."""
     by_owner: dict[Labels, dict[tuple[Labels, int], None]] = {}
     for target in targets:
         below = target.below
@@ -166,7 +162,11 @@ def _add_srv(names: Names, origin: Labels, service: Labels, ttl: int, targets: l
             if port.name:
                 owner = (b"_" + port.name.encode(), b"_" + port.protocol.encode())
                 by_owner.setdefault(owner, {})[(below, port.port)] = None
-    for owner, pairs in by_owner.items():
+    return by_owner
+
+
+def _add_srv(names: Names, origin: Labels, service: Labels, ttl: int, targets: list[Target]) -> None:
+    for owner, pairs in srv_pairs(targets).items():
         weight = max(1, 100 // len(pairs))
         tails = tuple(srv_tail(ttl, weight, port, below + service + origin) for below, port in pairs)
         glue = tuple(_glue(names, below, service) for below in dict.fromkeys(below for below, _ in pairs))

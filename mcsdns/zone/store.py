@@ -15,7 +15,9 @@ from typing import Callable, Iterable
 from ..model.convert import KARMADA_DERIVED
 from ..model.events import Delete, Event, Outage, Recovered, Replace, Upsert
 from ..model.records import EndpointSlice, Kind, Record, Service, ServiceImport, key_of
-from .build import build_service
+from .entry import build_service
+from .headless import SliceView
+from .reverse import change
 from .settings import ZoneSettings
 from .snapshot import Snapshot, apex_names, empty_snapshot
 
@@ -38,6 +40,7 @@ class ZoneStore:
         self.outage: str | None = None
         self._objects: dict[Key, Record] = {}
         self._slices: dict[ServiceKey, set[Key]] = {}
+        self._views: dict[Key, SliceView] = {}  # each slice as DNS sees it, packed on first use
         self._listed: set[Kind] = set()
         self._on_publish = on_publish
         self.snapshot = empty_snapshot(settings, initial_serial % 2**32)
@@ -71,11 +74,15 @@ class ZoneStore:
         old = self._objects.get(key)
         if old == record:
             return
+        previous = self._views.get(key)
         if old is not None:
             self._drop(key, touched)
         self._objects[key] = record
         if isinstance(record, EndpointSlice):
             self._slices.setdefault((record.namespace, record.service), set()).add(key)
+            view = SliceView(record, previous)
+            # Only not-ready endpoints changed: keep the old view, packed parts and all.
+            self._views[key] = previous if view == previous else view
         touched.update(_services_of(record))
 
     def _drop(self, key: Key, touched: set[ServiceKey]) -> None:
@@ -83,6 +90,7 @@ class ZoneStore:
         if record is None:
             return
         if isinstance(record, EndpointSlice):
+            self._views.pop(key, None)
             group = self._slices.get((record.namespace, record.service), set())
             group.discard(key)
             if not group:
@@ -101,6 +109,7 @@ class ZoneStore:
         old = self.snapshot
         services = old.services.mutate()
         namespaces = old.namespaces.mutate()
+        reverse = old.reverse.mutate() if old.ptr else None
         changed = False
         for namespace, name in touched:
             key = (namespace.encode(), name.encode())
@@ -109,6 +118,8 @@ class ZoneStore:
             if before == after:
                 continue
             changed = True
+            if reverse is not None:
+                change(reverse, key, before.addresses if before else (), after.addresses if after else ())
             count = namespaces.get(key[0], 0) + (after is not None) - (before is not None)
             if after is None:
                 del services[key]
@@ -131,15 +142,24 @@ class ZoneStore:
             negative_soa=negative,
             services=services.finish(),
             namespaces=namespaces.finish(),
+            reverse=reverse.finish() if reverse is not None else old.reverse,
         )
         if self._on_publish is not None:
             self._on_publish(self.snapshot)
+
+    def inputs(self, namespace: str, name: str) -> tuple[ServiceImport | None, list[EndpointSlice], Service | None]:
+        """What one service's names are built from: its import, its slices (in
+        build order) and Karmada's derived Service, each None/empty if absent."""
+        imported = self._objects.get((Kind.SERVICE_IMPORT, namespace, name))
+        slices = [self._objects[key] for key in sorted(self._slices.get((namespace, name), ()))]
+        derived = self._objects.get((Kind.SERVICE, namespace, KARMADA_DERIVED + name))
+        return imported, slices, derived
 
     def _build(self, namespace: str, name: str):
         imported = self._objects.get((Kind.SERVICE_IMPORT, namespace, name))
         if not isinstance(imported, ServiceImport):
             return None
-        slices = [self._objects[key] for key in sorted(self._slices.get((namespace, name), ()))]
+        slices = [self._views[key] for key in sorted(self._slices.get((namespace, name), ()))]
         derived = self._objects.get((Kind.SERVICE, namespace, KARMADA_DERIVED + name))
         return build_service(self.settings, imported, slices, derived)
 

@@ -10,7 +10,9 @@ dnsperf load (``-m udp`` or ``tcp``: with TCP dnsperf pipelines its queries on
 ``--clients`` persistent connections; a mix of hits, AAAA, an SRV with glue, a
 headless name, NXDOMAIN). ``--mcsdns`` names the mcsdns variants measured:
 ``batch`` (recvmmsg/sendmmsg, the default) and ``plain`` (``--udp-batch
-false``: a recvfrom and a sendto per query). Prints queries/s, lost queries,
+false``: a recvfrom and a sendto per query), both with the default response
+rate limiting (on; loopback, where dnsperf runs, exempt), and ``batch-norrl``,
+``plain-norrl`` with it off (``--rrl-rate 0``), as NSD and Knot run here. Prints queries/s, lost queries,
 average latency and each server's own CPU time per answered query (user +
 system, for its whole process tree, read from /proc), and its ratios to NSD and
 Knot. ``--rounds`` repeats the whole line-up, servers interleaved, so a noisy
@@ -97,7 +99,9 @@ def run_load(pid: int, port: int, args, queries: Path) -> tuple:
 
 
 def mcsdns(variant: str, args, queries: Path, zonefile: Path) -> tuple | str:
-    flags = {"batch": ["--udp-batch", "true"], "plain": ["--udp-batch", "false"]}[variant]
+    flags = {"batch": ["--udp-batch", "true"], "plain": ["--udp-batch", "false"],  # RRL on, loopback exempt
+             "batch-norrl": ["--udp-batch", "true", "--rrl-rate", "0"],  # as NSD and Knot here: RRL off
+             "plain-norrl": ["--udp-batch", "false", "--rrl-rate", "0"]}[variant]
     server = Server(DATA / "zone", "--log-level", "warning", "--poll-interval", "1", "--workers", str(args.workers),
                     "--ns-address", "127.0.0.1", *flags).wait_ready()
     try:
@@ -114,7 +118,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--mode", choices=("udp", "tcp"), default="udp")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--mcsdns", default="batch,plain", help="variants: batch, plain")
+    parser.add_argument("--mcsdns", default="batch,batch-norrl,plain",
+                        help="variants: batch, plain, batch-norrl, plain-norrl")
     parser.add_argument("--no-coredns", action="store_true")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()

@@ -99,7 +99,8 @@ zone:
     return ["knotd", "-c", str(conf)]
 
 
-PEERS: dict[str, Callable[..., list[str]]]  # (workdir, zonefile, port[, workers]) -> argv = {"NSD": nsd_argv, "Knot": knot_argv}
+# (workdir, zonefile, port[, workers]) -> argv
+PEERS: dict[str, Callable[..., list[str]]] = {"NSD": nsd_argv, "Knot": knot_argv}
 
 
 def answering(port: int, timeout: float = 10.0, name: str = ZONE) -> bool:

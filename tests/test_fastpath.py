@@ -199,3 +199,49 @@ def test_batch_loop_sends_what_the_limiter_says():
                     assert got[ident] == ENGINE.respond(message, store.snapshot, True)
             assert sum(stats.tallies.values()) == 10 * (round_ + 1)
         assert set(seen) == {client.getsockname()} and len(seen) == 60
+
+
+@pytest.mark.skipif(not batch.available(), reason="recvmmsg/sendmmsg exist only on Linux")
+def test_batch_loop_skips_the_limiter_for_an_exempt_source():
+    """A limiter that exempts a source by its address is asked once about it, then
+    its answers go out as without a limiter: the engine's bytes, all counted."""
+    from mcsdns.engine.cache import ResponseCache
+    from mcsdns.transport.stats import TransportStats
+    from tests.conftest import load_store
+
+    store = load_store(DATA / "zone")
+    cache = ResponseCache(Responder())
+    asked, limited = [], []
+
+    class Exempting:
+        def is_exempt(self, host):
+            asked.append(host)
+            return True
+
+        def __call__(self, message, response, peer):
+            limited.append(peer)
+            return response  # what a limiter does for a source it exempts
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        server.bind(("127.0.0.1", 0))
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(1)
+        stats = TransportStats("udp", 1)
+        drain = batch.BatchDrain(server, lambda m, udp: cache.answer(m, store.snapshot, udp),
+                                 lambda: cache.udp_hits(store.snapshot), stats, Exempting())
+        messages = wires(1)[:30]
+        for _ in range(2):
+            for message in messages:
+                client.sendto(message, server.getsockname())
+            time.sleep(0.1)
+            drain()
+            got = {}
+            for _ in range(30):
+                response = client.recv(65535)
+                got[response[:2]] = response
+            for message in messages:
+                assert got[message[:2]] == ENGINE.respond(message, store.snapshot, True)
+    assert asked == ["127.0.0.1"]
+    assert len(limited) == 1  # the first answer, before the source was known exempt
+    assert sum(stats.tallies.values()) == 60

@@ -99,7 +99,9 @@ class BatchDrain:
     ``limiter(message, response, peer)``, when given (response rate limiting),
     sees every answer and returns what to send instead: the response itself, a
     replacement (e.g. a truncated slip), or None to send nothing; only the
-    response itself is counted as sent (the limiter counts the others)."""
+    response itself is counted as sent (the limiter counts the others). If it
+    has ``is_exempt(host)`` (true for a source it never limits, by address alone),
+    answers to such a source skip it."""
 
     def __init__(
         self, sock: socket.socket, handler, hits: Callable[[], dict], stats: TransportStats, limiter=None
@@ -131,12 +133,15 @@ class BatchDrain:
         self._lengths = memoryview(self._rvec).cast("B").cast("I")  # msg_len written by recvmmsg
         self._answer_lengths = memoryview(self._siov).cast("B").cast("Q")  # iov_len of each answer's rest
         # Per slot: where its buffers start, and the indexes of its msg_len and answer iov_len in those views.
-        self._slots = [(index * SLOT, index * _STRIDE32 + _LEN_INDEX, index * 4 + 3) for index in range(SLOTS)]
+        # And where its source address is (the limiter's memo key).
+        first, last = (8, 24) if sock.family == socket.AF_INET6 else (4, 8)
+        self._slots = [(index * SLOT, index * _STRIDE32 + _LEN_INDEX, index * 4 + 3,
+                        index * name_size + first, index * name_size + last) for index in range(SLOTS)]
         self._rvec_at = ctypes.addressof(self._rvec)
         self._svec_at = ctypes.addressof(self._svec)
         self._pending = [0] * SLOTS  # the tally counted for each slot, taken back if its send fails
         self.limiter = limiter
-        self._hosts: dict[bytes, str] = {}  # source address bytes -> text, for the limiter
+        self._hosts: dict[bytes, tuple[str, bool]] = {}  # source address bytes -> (text, exempt), for the limiter
 
     def __call__(self) -> None:
         stats, handler = self.stats, self.handler
@@ -145,6 +150,7 @@ class BatchDrain:
         queries, answers = self._queries, self._answers  # mmap slices are bytes; slice stores copy in
         lengths, answer_lengths, slots = self._lengths, self._answer_lengths, self._slots
         receive, fd, vector, limiter = self._receive, self.fd, self._rvec_at, self.limiter
+        names, sources = self._names, self._hosts
         answered = 0
         started = perf_counter()
         for _ in range(ROUNDS):
@@ -157,7 +163,7 @@ class BatchDrain:
                 continue
             first = 0  # the run of slots [first, index) waiting to be sent
             for index in range(count):
-                base, size_at, length_at = slots[index]
+                base, size_at, length_at, source_at, source_end = slots[index]
                 hit = hits(queries[base + 2 : base + lengths[size_at]])
                 if hit is None:
                     response, tally = self._miss(queries[base : base + lengths[size_at]], index)
@@ -170,9 +176,11 @@ class BatchDrain:
                 else:
                     rest, tally = hit
                 if limiter is not None:
-                    first, sent = self._limited(index, first, rest, tally)
-                    answered += sent
-                    continue
+                    source = sources.get(names[source_at:source_end])
+                    if source is None or not source[1]:  # unknown yet, or not exempt from the limiter
+                        first, sent = self._limited(index, first, rest, tally)
+                        answered += sent
+                        continue
                 length = len(rest)
                 answers[base : base + length] = rest
                 answer_lengths[length_at] = length
@@ -186,10 +194,15 @@ class BatchDrain:
     def _limited(self, index: int, first: int, rest: bytes, tally: int) -> tuple[int, int]:
         """Slot ``index`` through the limiter: its answer, a replacement (not counted
         here), or nothing (the run before it is sent). (new first, answers sent)."""
-        base, size_at, length_at = self._slots[index]
+        base, size_at, length_at = self._slots[index][:3]
         message = self._queries[base : base + self._lengths[size_at]]
         response = message[:2] + rest
-        sent = self.limiter(message, response, self._peer_of(index))
+        try:
+            sent = self.limiter(message, response, self._peer_of(index))
+        except Exception:  # a bug must cost one answer, never the batch
+            log.exception("no answer to a %d-byte query from %s", len(message), self.peer(index))
+            self.stats.dropped += 1
+            sent = None
         if sent is None:
             return index + 1, self._flush(first, index)
         if sent is not response:
@@ -232,17 +245,21 @@ class BatchDrain:
         return sent_total
 
     def _peer_of(self, index: int) -> tuple[str, int]:
-        """``peer(index)`` for the limiter, on every answer: the address text is
-        remembered by its bytes (a bounded memo), only the port is read each time."""
-        at = index * self._name_size
-        names = self._names
-        address = names[at + 4 : at + 8] if self.family == socket.AF_INET else names[at + 8 : at + 24]
-        host = self._hosts.get(address)
-        if host is None:
+        """``peer(index)`` for the limiter: the address text is remembered by its
+        bytes (a bounded memo), with whether the limiter exempts it (then the
+        loop skips the limiter for it: ``is_exempt(host)``, where the limiter has one,
+        depends on the address alone); only the port is read each time."""
+        _, _, _, source_at, source_end = self._slots[index]
+        address = self._names[source_at:source_end]
+        known = self._hosts.get(address)
+        if known is None:
             if len(self._hosts) >= 4096:
                 self._hosts.clear()
-            host = self._hosts[address] = self.peer(index)[0]
-        return host, names[at + 2] << 8 | names[at + 3]
+            host = self.peer(index)[0]
+            exempt = getattr(self.limiter, "is_exempt", None)
+            known = self._hosts[address] = (host, bool(exempt and exempt(host)))
+        at = index * self._name_size
+        return known[0], self._names[at + 2] << 8 | self._names[at + 3]
 
     def peer(self, index: int) -> tuple[str, int]:
         """The source address of the query in slot ``index`` (for log lines)."""

@@ -163,6 +163,11 @@ class RateLimiter:
         self._sources[host] = buckets
         return buckets
 
+    def is_exempt(self, host: str) -> bool:
+        """Whether answers to ``host`` are never limited (``--rrl-exempt``): by its
+        address alone, so a caller may remember it (the batch UDP loop does)."""
+        return self.prefix_of(host) is None
+
     def prefix_of(self, host: str) -> bytes | None:
         """Version byte + the address's first bits, or None for an exempt source.
         Plain ints, not ``ipaddress``: under a flood of spoofed sources every

@@ -29,8 +29,12 @@ from .observe import logs
 from .observe.http import HealthServer
 from .observe.metrics import Metrics, Observed, version
 from .source.files import FolderSource, SourceError
+from .engine.transfer import Policy
+from .transport.notify import Notifier
 from .transport.tcp import TcpServer
+from .transport.transfer import Transfers
 from .transport.udp import UdpServer, bind_udp
+from .zone.history import History
 from .zone.settings import ZoneSettings
 from .zone.snapshot import Snapshot
 from .zone.store import ZoneStore
@@ -86,6 +90,14 @@ class App:
             make_store(config, self.source.required, self._published_extra, zone) for zone in config.extra_zones
         ]
         self.view: Snapshot | ZoneSet = self._view()  # what the engine reads: every zone at once
+        # Zone transfers: the last versions of each zone, by apex, and who may have them.
+        self.histories = {store.snapshot.origin: History(store.snapshot, config.ixfr_history) for store in self.stores}
+        keys = {key.name: key for key in config.tsig_keys}
+        self.transfers = Transfers(self.histories.get, Policy(config.transfer_allow, keys, config.transfer_require_tsig))
+        notify_key = config.tsig_keys[0] if config.tsig_keys else None
+        self.notifiers = {
+            store.snapshot.origin: Notifier(store.snapshot.origin, config.notify, notify_key) for store in self.stores
+        }
         self.responder = ResponseCache(Responder(config.max_udp_payload))
         self.observed = Observed(
             snapshot=lambda: self.store.snapshot,
@@ -113,6 +125,16 @@ class App:
 
     def _published_extra(self, snapshot: Snapshot) -> None:
         self.view = self._view()
+        self._remember(snapshot)
+
+    def _remember(self, snapshot: Snapshot) -> None:
+        """Keep the version for IXFR; NOTIFY the secondaries when its serial moved."""
+        store = next(store for store in self.stores if store.snapshot is snapshot)
+        history = self.histories[snapshot.origin]
+        moved = snapshot.serial != history.current.serial
+        history.add(snapshot, store.changed)
+        if moved and snapshot.ready:
+            self.notifiers[snapshot.origin].changed()
 
     def readiness(self) -> tuple[bool, str]:
         """(ready, the /readyz body): not ready while draining or before the first
@@ -151,6 +173,7 @@ class App:
 
     def _published(self, snapshot: Snapshot) -> None:
         self.view = self._view()
+        self._remember(snapshot)
         old, self._last = self._last, snapshot
         if snapshot.serial != old.serial or self.observed.changed_at is None:
             self.observed.changed_at = time.monotonic()
@@ -182,7 +205,9 @@ class App:
         for host, port in self.config.listen:
             try:
                 udp = UdpServer(bind_udp(host, port), self.answer)
-                tcp = TcpServer(self.answer, self.config.tcp_idle_timeout, self.config.tcp_max_connections, host)
+                tcp = TcpServer(
+                    self.answer, self.config.tcp_idle_timeout, self.config.tcp_max_connections, host, self.transfers
+                )
                 await tcp.start(host, port)
             except OSError as error:
                 raise StartupError(f"cannot listen on {_show(host, port)}: {_reason(error)}") from None
@@ -218,6 +243,8 @@ class App:
         for udp in self._udp:
             udp.close()
         await asyncio.gather(*(tcp.close() for tcp in self._tcp))
+        for notifier in self.notifiers.values():
+            await notifier.close()
         if self._http is not None:
             self._http.close()
 

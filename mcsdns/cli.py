@@ -23,7 +23,10 @@ from .config import (
     parse_address,
     parse_cluster_id,
     parse_flag,
+    load_keys,
+    parse_addresses,
     parse_ips,
+    parse_networks,
     parse_reverse_zones,
     parse_zones,
 )
@@ -52,6 +55,11 @@ _FLAGS = [
     ("--ns-address", "IP[,IP]", "addresses of ns.dns.<zone>, the server the apex NS names (e.g. the pod IP)"),
     ("--ptr", "BOOL", "answer PTR queries for the addresses the zone publishes (default true)"),
     ("--reverse-zone", "ZONE|CIDR[,...]", "reverse zones we are the authority for: NXDOMAIN, not REFUSED, for the rest of them"),
+    ("--transfer-allow", "CIDR[,CIDR]", "source networks allowed AXFR/IXFR over TCP (default none: REFUSED to all)"),
+    ("--tsig-key-file", "FILE", "TSIG keys, one a line: NAME ALGORITHM BASE64SECRET (hmac-sha256, -sha512, -sha1)"),
+    ("--transfer-require-tsig", "BOOL", "transfers must be signed by a key of --tsig-key-file (default false)"),
+    ("--notify", "HOST:PORT[,...]", "secondaries to send NOTIFY when the serial moves (signed with the first key, if any)"),
+    ("--ixfr-history", "N", "zone versions kept for IXFR; older serials get the whole zone (default 32)"),
     ("--debug-explain", "BOOL", "serve /debug/explain?name=&type= on the HTTP address; it shows object names (default false)"),
 ]
 
@@ -103,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
             extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"},
-                     "--debug-explain": {"nargs": "?", "const": "true"}, "--ptr": {"nargs": "?", "const": "true"}}.get(flag, {})
+                     "--debug-explain": {"nargs": "?", "const": "true"}, "--ptr": {"nargs": "?", "const": "true"},
+                     "--transfer-require-tsig": {"nargs": "?", "const": "true"}}.get(flag, {})
             command.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
         command.add_argument("--version", action="version", version=f"mcsdns {version()}")
     return parser
@@ -163,6 +172,11 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         "--debug-explain": ("debug_explain", lambda v: parse_flag(v, "--debug-explain")),
         "--ptr": ("ptr", lambda v: parse_flag(v, "--ptr")),
         "--reverse-zone": ("reverse_zones", parse_reverse_zones),
+        "--transfer-allow": ("transfer_allow", lambda v: parse_networks(v, "--transfer-allow")),
+        "--tsig-key-file": ("tsig_keys", load_keys),
+        "--transfer-require-tsig": ("transfer_require_tsig", lambda v: parse_flag(v, "--transfer-require-tsig")),
+        "--notify": ("notify", lambda v: parse_addresses(v, "--notify")),
+        "--ixfr-history": ("ixfr_history", lambda v: bounded(v, "--ixfr-history", 0, 10_000)),
     }
     for flag, (field, convert) in converters.items():
         if raw[flag] is not None:
@@ -172,6 +186,8 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         settings["extra_zones"] = tuple(rest)
     if settings.get("local_first") and not settings.get("cluster_id"):
         raise ConfigError("--local-first needs --cluster-id (which cluster is local?)")
+    if settings.get("transfer_require_tsig") and not settings.get("tsig_keys"):
+        raise ConfigError("--transfer-require-tsig needs --tsig-key-file (which keys?)")
     return Config(**{**{f: getattr(defaults, f) for f in defaults.__dataclass_fields__}, **settings})
 
 

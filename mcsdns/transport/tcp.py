@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from typing import Callable
 from time import perf_counter
 
 from .stats import TransportStats
 from .udp import Handler, family_label
+
+Transfer = Callable[[bytes, str], "list[bytes] | None"]  # (query, peer address) -> messages, None if no transfer
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +22,12 @@ LENGTH = struct.Struct("!H")
 
 
 class TcpServer:
-    def __init__(self, handler: Handler, idle_timeout: float, max_connections: int, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self, handler: Handler, idle_timeout: float, max_connections: int, host: str = "0.0.0.0",
+        transfer: Transfer | None = None,
+    ) -> None:
         self.handler = handler
+        self.transfer = transfer  # AXFR/IXFR: several messages for one query (transport.transfer)
         self.stats = TransportStats("tcp", family_label(host))
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
@@ -62,6 +69,12 @@ class TcpServer:
         (size,) = LENGTH.unpack(await asyncio.wait_for(reader.readexactly(2), self.idle_timeout))
         message = await asyncio.wait_for(reader.readexactly(size), self.idle_timeout)
         started = perf_counter()
+        if self.transfer is not None:
+            messages = self.transfer(message, writer.get_extra_info("peername")[0])
+            if messages is not None:
+                writer.write(b"".join(LENGTH.pack(len(m)) + m for m in messages))
+                await asyncio.wait_for(writer.drain(), self.idle_timeout)
+                return bool(messages)
         try:
             response, tally = self.handler(message, False)
         except Exception:

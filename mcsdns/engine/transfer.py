@@ -1,0 +1,207 @@
+"""AXFR (RFC 5936) and IXFR (RFC 1995): a transfer query -> the messages to send.
+
+No sockets here: the TCP transport frames what this returns. Who may
+transfer is decided here too (a source network list, then TSIG, RFC 8945),
+so the whole policy is testable without a connection.
+
+Messages are concatenated from the zone's wire tails like every answer
+(``respond``): an owner is its labels below the apex and a pointer to the
+apex in the question (offset 12; the question of a transfer is the apex).
+Each message holds as many records as fit in ``MESSAGE_LIMIT`` bytes, and
+repeats the question (RFC 5936 2.2.1 allows it; secondaries accept it).
+
+IXFR answers, in order (RFC 1995 4):
+  client serial is ours or newer    one SOA, ours: nothing to send
+  client serial is in the history   SOA(new) SOA(old) deleted.. SOA(new) added.. SOA(new),
+                                    every version since merged into one step (RFC 1995 5)
+  anything else                     the whole zone, as AXFR sends it
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from ..zone.history import History
+from ..zone.rrset import SOA, Labels, wire_labels
+from ..zone.snapshot import Snapshot
+from ..zone.walk import walk
+from . import tsig
+from .wire import HEADER, Dropped, FormError, NotImplementedOpcode, parse_query, read_header
+
+IXFR, AXFR = 251, 252
+NOERROR, FORMERR, SERVFAIL, NOTAUTH, REFUSED = 0, 1, 2, 9, 5
+QR, AA = 0x8000, 0x0400
+APEX = b"\xc0\x0c"
+MESSAGE_LIMIT = 16_384  # bytes of records a message; far below 65535, room for TSIG
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Who may transfer: a source network, and with ``require_tsig`` a good key too."""
+
+    allow: tuple[Network, ...] = ()  # none: every transfer is REFUSED
+    keys: dict[str, tsig.Key] = field(default_factory=dict)
+    require_tsig: bool = False
+
+    def allows(self, peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer.split("%")[0])
+        except ValueError:
+            return False
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.allow)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """What was sent and why: the transport logs and counts it."""
+
+    messages: list[bytes]
+    kind: str  # "axfr", "ixfr", "ixfr-full" (fell back to the whole zone), "up-to-date", or the refusal
+    zone: str = ""
+    serial: int | None = None
+    records: int = 0
+
+
+def is_transfer(message: bytes) -> bool:
+    """A cheap look at the question type, before any parsing (the TCP hook)."""
+    if len(message) < 17 or message[4:6] != b"\x00\x01":
+        return False
+    end = 12
+    while end < len(message) and message[end]:
+        if message[end] > 63:
+            return False
+        end += 1 + message[end]
+    return message[end + 1 : end + 3] in (b"\x00\xfb", b"\x00\xfc")
+
+
+def transfer(message: bytes, peer: str, histories: Callable[[Labels], History | None], policy: Policy, now: int) -> Transfer:
+    """The response to a transfer query from ``peer``; histories maps an apex to its zone."""
+    try:
+        query = parse_query(message)
+        signature = tsig.read(message)
+    except Dropped:
+        return Transfer([], "dropped")
+    except (FormError, NotImplementedOpcode, tsig.TsigError, struct.error):
+        return Transfer([_bare(message, FORMERR)], "formerr")
+    error = lambda rcode, kind: Transfer([_reply(query, rcode, [])], kind)  # noqa: E731
+    if not policy.allows(peer):
+        return error(REFUSED, "refused")  # the default: nobody may transfer
+    signer = None
+    if signature is not None:
+        problem, key = tsig.verify(signature, policy.keys, now)
+        if problem in (tsig.BADKEY, tsig.BADSIG):
+            return Transfer([tsig.unsigned_error(_reply(query, NOTAUTH, []), signature, problem)], "badkey" if problem == tsig.BADKEY else "badsig")
+        signer = tsig.Signer(key, signature.mac, now)
+        if problem == tsig.BADTIME:  # signed, with our time in Other (RFC 8945 5.2.3)
+            reply = _reply(query, NOTAUTH, [])
+            return Transfer([signer.sign(reply, tsig.BADTIME, struct.pack("!HI", now >> 32, now & 0xFFFFFFFF))], "badtime")
+    elif policy.require_tsig:
+        return error(NOTAUTH, "unsigned")
+    history = histories(query.labels)
+    if history is None:
+        return _signed(signer, error(NOTAUTH, "notauth"))  # not the apex of a zone of ours (RFC 5936 2.2.1)
+    snapshot = history.current
+    if not snapshot.ready:
+        return _signed(signer, error(SERVFAIL, "not-ready"))
+    if query.qtype == IXFR:
+        result = _ixfr(query, history, message)
+    else:
+        result = _messages(query, _full(snapshot), "axfr", snapshot)
+    return _signed(signer, result)
+
+
+def _ixfr(query, history: History, message: bytes) -> Transfer:
+    snapshot = history.current
+    try:
+        theirs = _client_serial(message)
+    except (FormError, struct.error):
+        return Transfer([_bare(message, FORMERR)], "formerr")
+    if theirs is not None and not _older(theirs, snapshot.serial):
+        return _messages(query, [_soa(snapshot)], "up-to-date", snapshot)
+    difference = history.since(theirs) if theirs is not None else None
+    if difference is None:
+        return _messages(query, _full(snapshot), "ixfr-full", snapshot)
+    new, old = _soa(snapshot), _soa(difference.old)
+    records = [new, old, *difference.deleted, new, *difference.added, new]
+    return _messages(query, records, "ixfr", snapshot)
+
+
+def _full(snapshot: Snapshot) -> list:
+    """The zone as AXFR sends it: SOA, every other record, SOA again (RFC 5936 2.2)."""
+    soa = _soa(snapshot)
+    body = [(below, t) for below, node in walk(snapshot) for rtype, rrset in node.rrsets.items() if rtype != SOA for t in rrset.tails]
+    return [soa, *body, soa]
+
+
+def _soa(snapshot: Snapshot) -> tuple[Labels, bytes]:
+    return (), snapshot.apex[()].rrsets[SOA].tails[0]
+
+
+def _messages(query, pairs: list[tuple[Labels, bytes]], kind: str, snapshot: Snapshot) -> Transfer:
+    """Records (owner labels below the apex, tail) packed into messages."""
+    messages, batch, size = [], [], 0
+    for below, tail in pairs:
+        record = wire_labels(below) + APEX + tail
+        if batch and size + len(record) > MESSAGE_LIMIT:
+            messages.append(_reply(query, NOERROR, batch))
+            batch, size = [], 0
+        batch.append(record)
+        size += len(record)
+    messages.append(_reply(query, NOERROR, batch))
+    zone = ".".join(label.decode() for label in snapshot.origin) + "."
+    return Transfer(messages, kind, zone, snapshot.serial, len(pairs))
+
+
+def _reply(query, rcode: int, records: Iterable[bytes]) -> bytes:
+    records = list(records)
+    flags = QR | (query.flags & 0x0100) | (AA if rcode == NOERROR else 0) | rcode
+    return HEADER.pack(query.id, flags, 1, len(records), 0, 0) + query.question + b"".join(records)
+
+
+def _bare(message: bytes, rcode: int) -> bytes:
+    ident, flags, _ = read_header(message)
+    return HEADER.pack(ident, QR | (flags & 0x7900) | rcode, 0, 0, 0, 0)
+
+
+def _signed(signer: tsig.Signer | None, result: Transfer) -> Transfer:
+    if signer is None:
+        return result
+    return Transfer([signer.sign(m) for m in result.messages], result.kind, result.zone, result.serial, result.records)
+
+
+def _older(a: int, b: int) -> bool:
+    """RFC 1982: serial a is before serial b."""
+    return a != b and ((b - a) % 2**32) < 2**31
+
+
+def _client_serial(message: bytes) -> int | None:
+    """The serial in the SOA an IXFR query carries in Authority (RFC 1995 3)."""
+    _, ancount, nscount = struct.unpack_from("!HHH", message, 4)
+    if not nscount:
+        return None
+    position = _skip(message, 12) + 4
+    for _ in range(ancount):
+        position = _skip(message, position)
+        position += 10 + struct.unpack_from("!H", message, position + 8)[0]
+    position = _skip(message, position)
+    rtype, _, _, size = struct.unpack_from("!HHIH", message, position)
+    if rtype != SOA or size < 22:
+        raise FormError("IXFR authority is not an SOA")
+    end = position + 10 + size
+    return struct.unpack_from("!I", message, end - 20)[0]
+
+
+def _skip(message: bytes, position: int) -> int:
+    while True:
+        length = message[position]
+        if length == 0:
+            return position + 1
+        if length & 0xC0 == 0xC0:
+            return position + 2
+        position += 1 + length

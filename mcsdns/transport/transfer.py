@@ -1,0 +1,46 @@
+"""Zone transfers over TCP: the hook the TCP server calls before the engine.
+
+A transfer query gets several messages (``engine.transfer`` builds them); this
+module only reads the clock, logs each transfer and counts it. Everything else
+(who may, TSIG, AXFR or IXFR) is decided in the engine, without I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Callable
+
+from ..engine.transfer import Policy, is_transfer, transfer
+from ..zone.history import History
+from ..zone.rrset import Labels
+
+log = logging.getLogger(__name__)
+
+
+class Transfers:
+    def __init__(self, histories: Callable[[Labels], History | None], policy: Policy) -> None:
+        self.histories = histories
+        self.policy = policy
+        self.counts: Counter = Counter()  # kind ("axfr", "ixfr", "refused", ...) -> transfers
+
+    def __call__(self, message: bytes, peer: str) -> list[bytes] | None:
+        """The messages to send, or None when the message is no transfer query."""
+        if not is_transfer(message):
+            return None
+        try:
+            result = transfer(message, peer, self.histories, self.policy, int(time.time()))
+        except Exception:  # a bug costs this transfer (the connection closes), never the server
+            log.exception("transfer to %s failed", peer)
+            self.counts["failed"] += 1
+            return []
+        self.counts[result.kind] += 1
+        level = logging.INFO if result.zone else logging.WARNING
+        log.log(
+            level, "transfer to %s: %s %s serial %s, %d records in %d messages", peer, result.kind,
+            result.zone or "-", result.serial, result.records, len(result.messages),
+            extra={"event": "transfer", "peer": peer, "kind": result.kind, "zone": result.zone,
+                   "serial": result.serial, "records": result.records},
+        )
+        return result.messages

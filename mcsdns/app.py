@@ -95,8 +95,10 @@ class App:
         keys = {key.name: key for key in config.tsig_keys}
         self.transfers = Transfers(self.histories.get, Policy(config.transfer_allow, keys, config.transfer_require_tsig))
         notify_key = config.tsig_keys[0] if config.tsig_keys else None
+        self.notified: Counter = Counter()  # NOTIFY results, every zone together
         self.notifiers = {
-            store.snapshot.origin: Notifier(store.snapshot.origin, config.notify, notify_key) for store in self.stores
+            store.snapshot.origin: Notifier(store.snapshot.origin, config.notify, notify_key, counts=self.notified)
+            for store in self.stores
         }
         self.responder = ResponseCache(Responder(config.max_udp_payload))
         self.observed = Observed(
@@ -105,6 +107,8 @@ class App:
             source=self.source.stats,
             rejected=self.rejected,
             partial=self.partial,
+            transfers=self.transfers.counts,
+            notifies=self.notified,
         )
         self.metrics = Metrics(self.observed)
         self.stopping = False

@@ -89,31 +89,40 @@ def transfer(message: bytes, peer: str, histories: Callable[[Labels], History | 
         return Transfer([], "dropped")
     except (FormError, NotImplementedOpcode, tsig.TsigError, struct.error):
         return Transfer([_bare(message, FORMERR)], "formerr")
-    error = lambda rcode, kind: Transfer([_reply(query, rcode, [])], kind)  # noqa: E731
     if not policy.allows(peer):
-        return error(REFUSED, "refused")  # the default: nobody may transfer
-    signer = None
-    if signature is not None:
-        problem, key = tsig.verify(signature, policy.keys, now)
-        if problem in (tsig.BADKEY, tsig.BADSIG):
-            return Transfer([tsig.unsigned_error(_reply(query, NOTAUTH, []), signature, problem)], "badkey" if problem == tsig.BADKEY else "badsig")
-        signer = tsig.Signer(key, signature.mac, now)
-        if problem == tsig.BADTIME:  # signed, with our time in Other (RFC 8945 5.2.3)
-            reply = _reply(query, NOTAUTH, [])
-            return Transfer([signer.sign(reply, tsig.BADTIME, struct.pack("!HI", now >> 32, now & 0xFFFFFFFF))], "badtime")
-    elif policy.require_tsig:
-        return error(NOTAUTH, "unsigned")
+        return _refusal(query, REFUSED, "refused")  # the default: nobody may transfer
+    signer, refusal = _authenticate(query, signature, policy, now)
+    if refusal is not None:
+        return refusal
     history = histories(query.labels)
     if history is None:
-        return _signed(signer, error(NOTAUTH, "notauth"))  # not the apex of a zone of ours (RFC 5936 2.2.1)
-    snapshot = history.current
-    if not snapshot.ready:
-        return _signed(signer, error(SERVFAIL, "not-ready"))
-    if query.qtype == IXFR:
+        result = _refusal(query, NOTAUTH, "notauth")  # not the apex of a zone of ours (RFC 5936 2.2.1)
+    elif not history.current.ready:
+        result = _refusal(query, SERVFAIL, "not-ready")
+    elif query.qtype == IXFR:
         result = _ixfr(query, history, message)
     else:
-        result = _messages(query, _full(snapshot), "axfr", snapshot)
+        result = _messages(query, _full(history.current), "axfr", history.current)
     return _signed(signer, result)
+
+
+def _authenticate(query, signature: tsig.Signature | None, policy: Policy, now: int):
+    """(the signer of the response or None, a refusal or None), by RFC 8945 5.2."""
+    if signature is None:
+        return None, _refusal(query, NOTAUTH, "unsigned") if policy.require_tsig else None
+    problem, key = tsig.verify(signature, policy.keys, now)
+    if problem in (tsig.BADKEY, tsig.BADSIG):  # answered unsigned: we cannot prove who we are to them
+        kind = "badkey" if problem == tsig.BADKEY else "badsig"
+        return None, Transfer([tsig.unsigned_error(_reply(query, NOTAUTH, []), signature, problem)], kind)
+    signer = tsig.Signer(key, signature.mac, now)
+    if problem == tsig.BADTIME:  # signed, with our clock in Other Data (RFC 8945 5.2.3)
+        clock = struct.pack("!HI", now >> 32, now & 0xFFFFFFFF)
+        return None, Transfer([signer.sign(_reply(query, NOTAUTH, []), tsig.BADTIME, clock)], "badtime")
+    return signer, None
+
+
+def _refusal(query, rcode: int, kind: str) -> Transfer:
+    return Transfer([_reply(query, rcode, [])], kind)
 
 
 def _ixfr(query, history: History, message: bytes) -> Transfer:

@@ -46,11 +46,11 @@ class _Reply(asyncio.DatagramProtocol):
 class Notifier:
     def __init__(
         self, origin: tuple[bytes, ...], targets: tuple[Address, ...], key: tsig.Key | None = None,
-        delay: float = 1.0, timeout: float = 1.0, retries: int = 5,
+        delay: float = 1.0, timeout: float = 1.0, retries: int = 5, counts: Counter | None = None,
     ) -> None:
         self.origin, self.targets, self.key = origin, targets, key
         self.delay, self.timeout, self.retries = delay, timeout, retries
-        self.counts: Counter = Counter()  # "sent", "answered", "gave-up"
+        self.counts: Counter = Counter() if counts is None else counts  # "sent", "answered", "gave-up"
         self._pending: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
 

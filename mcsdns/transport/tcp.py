@@ -11,6 +11,7 @@ import struct
 from typing import Callable
 from time import perf_counter
 
+from ..engine.tally import tally_of
 from .stats import TransportStats
 from .udp import Handler, family_label
 
@@ -74,6 +75,9 @@ class TcpServer:
             if messages is not None:
                 writer.write(b"".join(LENGTH.pack(len(m)) + m for m in messages))
                 await asyncio.wait_for(writer.drain(), self.idle_timeout)
+                if messages:  # counted as one request, by its first message
+                    self.stats.tallies[tally_of(messages[0], False)] += 1
+                    self.stats.timed(1, perf_counter() - started)
                 return bool(messages)
         try:
             response, tally = self.handler(message, False)

@@ -22,12 +22,11 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from ..zone.history import History
 from ..zone.rrset import SOA, Labels, wire_labels
 from ..zone.snapshot import Snapshot
-from ..zone.walk import walk
 from . import tsig
 from .wire import HEADER, Dropped, FormError, NotImplementedOpcode, parse_query, read_header
 
@@ -57,11 +56,12 @@ class Policy:
         return any(address in network for network in self.allow)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Transfer:
-    """What was sent and why: the transport logs and counts it."""
+    """What to send and why: the transport logs and counts it. ``messages`` may be
+    a generator that packs the zone as it is read, counting ``records``."""
 
-    messages: list[bytes]
+    messages: Iterable[bytes]
     kind: str  # "axfr", "ixfr", "ixfr-full" (fell back to the whole zone), "up-to-date", or the refusal
     zone: str = ""
     serial: int | None = None
@@ -132,39 +132,65 @@ def _ixfr(query, history: History, message: bytes) -> Transfer:
     except (FormError, struct.error):
         return Transfer([_bare(message, FORMERR)], "formerr")
     if theirs is not None and not _older(theirs, snapshot.serial):
-        return _messages(query, [_soa(snapshot)], "up-to-date", snapshot)
+        return _messages(query, _records([_soa(snapshot)]), "up-to-date", snapshot)
     difference = history.since(theirs) if theirs is not None else None
     if difference is None:
         return _messages(query, _full(snapshot), "ixfr-full", snapshot)
     new, old = _soa(snapshot), _soa(difference.old)
     records = [new, old, *difference.deleted, new, *difference.added, new]
-    return _messages(query, records, "ixfr", snapshot)
+    return _messages(query, _records(records), "ixfr", snapshot)
 
 
-def _full(snapshot: Snapshot) -> list:
-    """The zone as AXFR sends it: SOA, every other record, SOA again (RFC 5936 2.2)."""
-    soa = _soa(snapshot)
-    body = [(below, t) for below, node in walk(snapshot) for rtype, rrset in node.rrsets.items() if rtype != SOA for t in rrset.tails]
-    return [soa, *body, soa]
+def _full(snapshot: Snapshot) -> Iterator[bytes]:
+    """The zone as AXFR sends it: SOA, every other record, SOA again (RFC 5936 2.2).
+
+    Service by service, as the map holds them: RFC 5936 leaves the order free,
+    and a generator lets each service be packed only when its turn comes, so a
+    large zone goes out message by message while the server keeps answering."""
+    soa = APEX + _soa(snapshot)[1]
+    yield soa
+    yield from _names(snapshot.apex.items(), b"")
+    for (namespace, service), entry in snapshot.services.items():
+        yield from _names(entry.names.items(), wire_labels((service, namespace, b"svc")))
+    yield soa
+
+
+def _names(names, suffix: bytes) -> Iterator[bytes]:
+    for below, node in names:
+        if not node.rrsets:
+            continue  # empty non-terminals exist only implicitly
+        owner = wire_labels(below) + suffix + APEX  # packed once a name, not once a record
+        for rtype, rrset in node.rrsets.items():
+            if rtype != SOA:
+                yield from (owner + tail for tail in rrset.tails)
 
 
 def _soa(snapshot: Snapshot) -> tuple[Labels, bytes]:
     return (), snapshot.apex[()].rrsets[SOA].tails[0]
 
 
-def _messages(query, pairs: list[tuple[Labels, bytes]], kind: str, snapshot: Snapshot) -> Transfer:
-    """Records (owner labels below the apex, tail) packed into messages."""
-    messages, batch, size = [], [], 0
-    for below, tail in pairs:
-        record = wire_labels(below) + APEX + tail
+def _records(pairs: Iterable[tuple[Labels, bytes]]) -> Iterator[bytes]:
+    return (wire_labels(below) + APEX + tail for below, tail in pairs)
+
+
+def _messages(query, records: Iterable[bytes], kind: str, snapshot: Snapshot) -> Transfer:
+    """Records (wire, owner included) packed into messages, lazily."""
+    zone = ".".join(label.decode() for label in snapshot.origin) + "."
+    result = Transfer((), kind, zone, snapshot.serial)
+    result.messages = _packed(query, records, result)
+    return result
+
+
+def _packed(query, records: Iterable[bytes], result: Transfer) -> Iterator[bytes]:
+    batch, size = [], 0
+    for record in records:
         if batch and size + len(record) > MESSAGE_LIMIT:
-            messages.append(_reply(query, NOERROR, batch))
+            yield _reply(query, NOERROR, batch)
             batch, size = [], 0
         batch.append(record)
         size += len(record)
-    messages.append(_reply(query, NOERROR, batch))
-    zone = ".".join(label.decode() for label in snapshot.origin) + "."
-    return Transfer(messages, kind, zone, snapshot.serial, len(pairs))
+        result.records += 1
+    yield _reply(query, NOERROR, batch)
 
 
 def _reply(query, rcode: int, records: Iterable[bytes]) -> bytes:
@@ -181,7 +207,8 @@ def _bare(message: bytes, rcode: int) -> bytes:
 def _signed(signer: tsig.Signer | None, result: Transfer) -> Transfer:
     if signer is None:
         return result
-    return Transfer([signer.sign(m) for m in result.messages], result.kind, result.zone, result.serial, result.records)
+    result.messages = (signer.sign(m) for m in result.messages)  # in order: each MAC chains to the last
+    return result
 
 
 def _older(a: int, b: int) -> bool:

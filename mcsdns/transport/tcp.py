@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import Callable
+from typing import Callable, Iterable
 from time import perf_counter
 
 from ..engine.tally import tally_of
 from .stats import TransportStats
 from .udp import Handler, family_label
 
-Transfer = Callable[[bytes, str], "list[bytes] | None"]  # (query, peer address) -> messages, None if no transfer
+Transfer = Callable[[bytes, str], "Iterable[bytes] | None"]  # (query, peer address) -> messages, None if no transfer
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,20 @@ class TcpServer:
             self._open.discard(writer)
             writer.close()
 
+    async def _send_all(self, writer: asyncio.StreamWriter, messages: Iterable[bytes], started: float) -> bool:
+        """A transfer: each message as it is packed, yielding to the loop in between
+        (a large zone takes seconds to pack); counted as one request, by its first."""
+        first = None
+        for reply in messages:
+            first = first or reply
+            writer.write(LENGTH.pack(len(reply)) + reply)
+            await asyncio.wait_for(writer.drain(), self.idle_timeout)
+            await asyncio.sleep(0)
+        if first is not None:
+            self.stats.tallies[tally_of(first, False)] += 1
+            self.stats.timed(1, perf_counter() - started)
+        return first is not None
+
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Answer one framed query; False ends the connection."""
         (size,) = LENGTH.unpack(await asyncio.wait_for(reader.readexactly(2), self.idle_timeout))
@@ -73,12 +87,7 @@ class TcpServer:
         if self.transfer is not None:
             messages = self.transfer(message, writer.get_extra_info("peername")[0])
             if messages is not None:
-                writer.write(b"".join(LENGTH.pack(len(m)) + m for m in messages))
-                await asyncio.wait_for(writer.drain(), self.idle_timeout)
-                if messages:  # counted as one request, by its first message
-                    self.stats.tallies[tally_of(messages[0], False)] += 1
-                    self.stats.timed(1, perf_counter() - started)
-                return bool(messages)
+                return await self._send_all(writer, messages, started)
         try:
             response, tally = self.handler(message, False)
         except Exception:

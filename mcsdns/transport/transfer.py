@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..engine.transfer import Policy, is_transfer, transfer
 from ..zone.history import History
@@ -25,22 +25,29 @@ class Transfers:
         self.policy = policy
         self.counts: Counter = Counter()  # kind ("axfr", "ixfr", "refused", ...) -> transfers
 
-    def __call__(self, message: bytes, peer: str) -> list[bytes] | None:
+    def __call__(self, message: bytes, peer: str) -> Iterator[bytes] | None:
         """The messages to send, or None when the message is no transfer query."""
         if not is_transfer(message):
             return None
+        return self._sending(message, peer)
+
+    def _sending(self, message: bytes, peer: str) -> Iterator[bytes]:
+        """The messages as they are packed; logged and counted once all are out."""
+        sent = 0
         try:
             result = transfer(message, peer, self.histories, self.policy, int(time.time()))
+            for reply in result.messages:
+                sent += 1
+                yield reply
         except Exception:  # a bug costs this transfer (the connection closes), never the server
-            log.exception("transfer to %s failed", peer)
+            log.exception("transfer to %s failed after %d messages", peer, sent)
             self.counts["failed"] += 1
-            return []
+            return
         self.counts[result.kind] += 1
         level = logging.INFO if result.zone else logging.WARNING
         log.log(
             level, "transfer to %s: %s %s serial %s, %d records in %d messages", peer, result.kind,
-            result.zone or "-", result.serial, result.records, len(result.messages),
+            result.zone or "-", result.serial, result.records, sent,
             extra={"event": "transfer", "peer": peer, "kind": result.kind, "zone": result.zone,
                    "serial": result.serial, "records": result.records},
         )
-        return result.messages

@@ -31,6 +31,12 @@ BAD = [
     ("unknown flag", ["--source", ZONE_DIR, "--frobnicate"], {}, "unrecognized arguments"),
     ("bad env ttl", ["--source", ZONE_DIR], {"MCSDNS_TTL": "x"}, "--ttl: 'x' is not a number"),
     ("bad env listen", ["--source", ZONE_DIR], {"MCSDNS_LISTEN": "nowhere"}, "is not HOST:PORT"),
+    ("bad transfer network", ["--source", ZONE_DIR, "--transfer-allow", "10.0.0.0/33"], {}, "--transfer-allow: '10.0.0.0/33' is not a network"),
+    ("missing key file", ["--source", ZONE_DIR, "--tsig-key-file", "/nonexistent"], {}, "--tsig-key-file: cannot read /nonexistent"),
+    ("empty key file", ["--source", ZONE_DIR, "--tsig-key-file", "/dev/null"], {}, "holds no key"),
+    ("tsig required, no key", ["--source", ZONE_DIR, "--transfer-require-tsig"], {}, "--transfer-require-tsig needs --tsig-key-file"),
+    ("notify hostname", ["--source", ZONE_DIR, "--notify", "ns2.example:53"], {}, "--notify: 'ns2.example' is not an IP address"),
+    ("ixfr history negative", ["--source", ZONE_DIR], {"MCSDNS_IXFR_HISTORY": "-1"}, "--ixfr-history: -1 is not between"),
 ]
 
 

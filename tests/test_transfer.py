@@ -234,3 +234,22 @@ def test_is_transfer_reads_only_the_question_type():
     assert not engine.is_transfer(dns.message.make_query(ZONE, "SOA").to_wire())
     assert not engine.is_transfer(axfr_query[:14]) and not engine.is_transfer(b"")
     assert struct.unpack("!H", axfr_query[-4:-2])[0] == 252
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        (f"xfr-key hmac-md5 {SECRET}\n", "algorithm 'hmac-md5' is not one of"),
+        ("xfr-key hmac-sha256 not*base64\n", "the secret is not base64"),
+        ("xfr-key hmac-sha256\n", "expected NAME ALGORITHM BASE64SECRET"),
+        (f"k hmac-sha256 {SECRET}\nk. hmac-sha512 {SECRET}\n", "key k. is defined twice"),
+    ],
+)
+def test_key_file_errors_name_the_line(tmp_path, text, error):
+    from mcsdns.config import ConfigError, load_keys
+
+    path = tmp_path / "keys"
+    path.write_text("# keys\n" + text)
+    with pytest.raises(ConfigError, match=error) as raised:
+        load_keys(str(path))
+    assert "line 2" in str(raised.value) or "line 3" in str(raised.value)

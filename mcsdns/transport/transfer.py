@@ -12,11 +12,13 @@ import time
 from collections import Counter
 from typing import Callable, Iterator
 
+from ..heap import settle
 from ..engine.transfer import Policy, is_transfer, transfer
 from ..zone.history import History
 from ..zone.rrset import Labels
 
 log = logging.getLogger(__name__)
+SETTLE_EVERY = 64  # messages (~1 MiB) between freezes of what packing them left alive
 
 
 class Transfers:
@@ -38,6 +40,8 @@ class Transfers:
             result = transfer(message, peer, self.histories, self.policy, int(time.time()))
             for reply in result.messages:
                 sent += 1
+                if sent % SETTLE_EVERY == 0:
+                    settle()  # what the last messages packed: out of the collector's way
                 yield reply
         except Exception:  # a bug costs this transfer (the connection closes), never the server
             log.exception("transfer to %s failed after %d messages", peer, sent)

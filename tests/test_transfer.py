@@ -253,3 +253,15 @@ def test_key_file_errors_name_the_line(tmp_path, text, error):
     with pytest.raises(ConfigError, match=error) as raised:
         load_keys(str(path))
     assert "line 2" in str(raised.value) or "line 3" in str(raised.value)
+
+
+def test_each_zone_transfers_alone(folder):
+    """--zone a,b: each apex is a zone of its own, with its own SOA and records."""
+    server = Server(folder, "--zone", "clusterset.local,example.com", "--transfer-allow", "127.0.0.1").wait_ready()
+    try:
+        other = dns.zone.from_xfr(dns.query.xfr(server.host, "example.com.", port=server.port, timeout=5))
+        assert str(other.origin) == "example.com." and other.get_soa().mname.to_text() == "ns.dns"
+        assert other.get_rdataset("web.shop.svc", "A")[0].address == "10.42.0.10"
+        assert len(records(other)) == len(records(axfr(server)))
+    finally:
+        server.stop()

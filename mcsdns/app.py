@@ -93,7 +93,8 @@ class App:
         # Zone transfers: the last versions of each zone, by apex, and who may have them.
         self.histories = {store.snapshot.origin: History(store.snapshot, config.ixfr_history) for store in self.stores}
         keys = {key.name: key for key in config.tsig_keys}
-        self.transfers = Transfers(self.histories.get, Policy(config.transfer_allow, keys, config.transfer_require_tsig))
+        policy = Policy(config.transfer_allow, keys, config.transfer_require_tsig)
+        self.transfers = Transfers(self.histories.get, policy, self.answer)
         notify_key = config.tsig_keys[0] if config.tsig_keys else None
         self.notified: Counter = Counter()  # NOTIFY results, every zone together
         self.notifiers = {

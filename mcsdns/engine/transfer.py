@@ -106,6 +106,27 @@ def transfer(message: bytes, peer: str, histories: Callable[[Labels], History | 
     return _signed(signer, result)
 
 
+def maybe_signed(message: bytes) -> bool:
+    """Whether a query may carry TSIG (type 250, class ANY, TTL 0): a cheap look first."""
+    return message[10:12] != b"\0\0" and b"\x00\xfa\x00\xff\x00\x00\x00\x00" in message
+
+
+def sign_answer(message: bytes, response: bytes, policy: Policy, now: int) -> bytes:
+    """An ordinary query that came signed gets a signed answer, or the TSIG error
+    instead (RFC 8945 5.2, 5.3); an unsigned one keeps ``response`` as it is."""
+    try:
+        query = parse_query(message)
+        signature = tsig.read(message)
+    except (Dropped, FormError, NotImplementedOpcode, tsig.TsigError, struct.error):
+        return response
+    if signature is None:
+        return response
+    signer, refusal = _authenticate(query, signature, Policy(policy.allow, policy.keys), now)
+    if refusal is not None:
+        return next(iter(refusal.messages))
+    return signer.sign(response)
+
+
 def _authenticate(query, signature: tsig.Signature | None, policy: Policy, now: int):
     """(the signer of the response or None, a refusal or None), by RFC 8945 5.2."""
     if signature is None:

@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Callable, Iterator
 
 from ..heap import settle
-from ..engine.transfer import Policy, is_transfer, transfer
+from ..engine.transfer import Policy, is_transfer, maybe_signed, sign_answer, transfer
 from ..zone.history import History
 from ..zone.rrset import Labels
 
@@ -22,16 +22,23 @@ SETTLE_EVERY = 64  # messages (~1 MiB) between freezes of what packing them left
 
 
 class Transfers:
-    def __init__(self, histories: Callable[[Labels], History | None], policy: Policy) -> None:
+    def __init__(
+        self, histories: Callable[[Labels], History | None], policy: Policy,
+        answer: Callable[[bytes, bool], tuple[bytes | None, int]] | None = None,
+    ) -> None:
         self.histories = histories
         self.policy = policy
+        self.answer = answer  # the engine, for ordinary queries signed with TSIG (a secondary's SOA probe)
         self.counts: Counter = Counter()  # kind ("axfr", "ixfr", "refused", ...) -> transfers
 
     def __call__(self, message: bytes, peer: str) -> Iterator[bytes] | None:
         """The messages to send, or None when the message is no transfer query."""
-        if not is_transfer(message):
-            return None
-        return self._sending(message, peer)
+        if is_transfer(message):
+            return self._sending(message, peer)
+        if self.answer is not None and self.policy.keys and maybe_signed(message):
+            response, _ = self.answer(message, False)
+            return None if response is None else iter([sign_answer(message, response, self.policy, int(time.time()))])
+        return None
 
     def _sending(self, message: bytes, peer: str) -> Iterator[bytes]:
         """The messages as they are packed; logged and counted once all are out."""

@@ -32,7 +32,7 @@ from .source.files import FolderSource, SourceError
 from .engine.transfer import Policy
 from .transport.notify import Notifier
 from .transport.tcp import TcpServer
-from .transport.transfer import Transfers
+from .transport.transfer import Transfers, signing
 from .transport.udp import UdpServer, bind_udp
 from .zone.history import History
 from .zone.settings import ZoneSettings
@@ -94,7 +94,8 @@ class App:
         self.histories = {store.snapshot.origin: History(store.snapshot, config.ixfr_history) for store in self.stores}
         keys = {key.name: key for key in config.tsig_keys}
         policy = Policy(config.transfer_allow, keys, config.transfer_require_tsig)
-        self.transfers = Transfers(self.histories.get, policy, self.answer)
+        self.transfers = Transfers(self.histories.get, policy)
+        self.handler = signing(self.answer, policy) if keys else self.answer  # what UDP and TCP call
         notify_key = config.tsig_keys[0] if config.tsig_keys else None
         self.notified: Counter = Counter()  # NOTIFY results, every zone together
         self.notifiers = {
@@ -209,9 +210,9 @@ class App:
             raise StartupError(str(error)) from None
         for host, port in self.config.listen:
             try:
-                udp = UdpServer(bind_udp(host, port), self.answer)
+                udp = UdpServer(bind_udp(host, port), self.handler)
                 tcp = TcpServer(
-                    self.answer, self.config.tcp_idle_timeout, self.config.tcp_max_connections, host, self.transfers
+                    self.handler, self.config.tcp_idle_timeout, self.config.tcp_max_connections, host, self.transfers
                 )
                 await tcp.start(host, port)
             except OSError as error:

@@ -271,12 +271,13 @@ def test_each_zone_transfers_alone(folder):
     "keyring, outcome",
     [(KEYRING, "signed"), (UNKNOWN_KEY, "PeerBadKey"), (WRONG_SECRET, "PeerBadSignature")],
 )
-def test_signed_soa_query_over_tcp_gets_a_signed_answer(signed_server, keyring, outcome):
-    """A secondary's SOA probe before an IXFR comes signed (Knot's does, over TCP)."""
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_signed_soa_query_gets_a_signed_answer(signed_server, keyring, outcome, transport):
+    """A secondary's SOA probe comes signed (Knot's over TCP before an IXFR, NSD's over UDP)."""
     query = dns.message.make_query(ZONE, "SOA", use_edns=0)
     query.use_tsig(keyring, keyname=next(iter(keyring)))
     try:
-        response = dns.query.tcp(query, signed_server.host, port=signed_server.port, timeout=5)
+        response = signed_server.query(query, transport, timeout=5)
     except dns.exception.DNSException as error:
         assert type(error).__name__ == outcome
         return

@@ -16,29 +16,36 @@ from ..heap import settle
 from ..engine.transfer import Policy, is_transfer, maybe_signed, sign_answer, transfer
 from ..zone.history import History
 from ..zone.rrset import Labels
+from .udp import Handler
 
 log = logging.getLogger(__name__)
 SETTLE_EVERY = 64  # messages (~1 MiB) between freezes of what packing them left alive
 
 
+def signing(handler: Handler, policy: Policy) -> Handler:
+    """The engine's handler, answering signed queries signed (RFC 8945 5.3): a
+    secondary signs its SOA probes (Knot over TCP, NSD over UDP). Used only with
+    --tsig-key-file, so the query path is unchanged without keys; with them, an
+    unsigned query costs one bytes search more (``maybe_signed``)."""
+
+    def answer(message: bytes, udp: bool) -> tuple[bytes | None, int]:
+        response, tally = handler(message, udp)
+        if response is not None and maybe_signed(message):
+            response = sign_answer(message, response, policy, int(time.time()))
+        return response, tally
+
+    return answer
+
+
 class Transfers:
-    def __init__(
-        self, histories: Callable[[Labels], History | None], policy: Policy,
-        answer: Callable[[bytes, bool], tuple[bytes | None, int]] | None = None,
-    ) -> None:
+    def __init__(self, histories: Callable[[Labels], History | None], policy: Policy) -> None:
         self.histories = histories
         self.policy = policy
-        self.answer = answer  # the engine, for ordinary queries signed with TSIG (a secondary's SOA probe)
         self.counts: Counter = Counter()  # kind ("axfr", "ixfr", "refused", ...) -> transfers
 
     def __call__(self, message: bytes, peer: str) -> Iterator[bytes] | None:
         """The messages to send, or None when the message is no transfer query."""
-        if is_transfer(message):
-            return self._sending(message, peer)
-        if self.answer is not None and self.policy.keys and maybe_signed(message):
-            response, _ = self.answer(message, False)
-            return None if response is None else iter([sign_answer(message, response, self.policy, int(time.time()))])
-        return None
+        return self._sending(message, peer) if is_transfer(message) else None
 
     def _sending(self, message: bytes, peer: str) -> Iterator[bytes]:
         """The messages as they are packed; logged and counted once all are out."""

@@ -282,3 +282,43 @@ def test_signed_soa_query_gets_a_signed_answer(signed_server, keyring, outcome, 
         assert type(error).__name__ == outcome
         return
     assert outcome == "signed" and response.had_tsig and response.answer[0][0].serial == serial(signed_server)
+
+
+def test_notify_retries_until_answered_then_gives_up_on_the_dead():
+    """RFC 1996 3.6: sent again, the wait doubling, until a response; a silent target
+    is given up after the retries (short times here; the server waits 1 s, then 1, 2, 4...)."""
+    import asyncio
+
+    from mcsdns.transport.notify import Notifier
+
+    async def scenario() -> tuple[list[float], dict]:
+        loop = asyncio.get_running_loop()
+        arrivals: list[float] = []
+
+        class Target(asyncio.DatagramProtocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def datagram_received(self, data, addr):
+                arrivals.append(loop.time())
+                if len(arrivals) == 3:  # ignore two, answer the third
+                    reply = dns.message.make_response(dns.message.from_wire(data))
+                    self.transport.sendto(reply.to_wire(), addr)
+
+        live, _ = await loop.create_datagram_endpoint(Target, local_addr=("127.0.0.1", 0))
+        dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        dead.bind(("127.0.0.1", 0))  # bound, never answers
+        targets = (live.get_extra_info("sockname")[:2], dead.getsockname())
+        notifier = Notifier((b"clusterset", b"local"), targets, delay=0.05, timeout=0.1, retries=3)
+        notifier.changed()
+        notifier.changed()  # coalesced with the first
+        await asyncio.sleep(0.05 + 0.1 + 0.2 + 0.4 + 0.8 + 0.3)
+        live.close()
+        dead.close()
+        return arrivals, dict(notifier.counts)
+
+    arrivals, counts = asyncio.run(scenario())
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert len(arrivals) == 3 and 0.09 < gaps[0] < gaps[1] / 1.5, gaps  # the wait doubles
+    # live: 3 sent, 1 answered; dead: 4 sent (1 + 3 retries), given up
+    assert counts == {"sent": 7, "answered": 1, "gave-up": 1}, counts

@@ -72,6 +72,7 @@ def make_store(
         ns_addresses=config.ns_address,
         ptr=config.ptr,
         reverse_zones=config.reverse_zones,
+        lighthouse_names=config.lighthouse_names,
     )
     # Start the serial at the clock so a restart never goes backwards (RFC 1982).
     return ZoneStore(settings, int(time.time()), required, on_publish=on_publish)

@@ -60,13 +60,15 @@ _FLAGS = [
     ("--transfer-require-tsig", "BOOL", "transfers must be signed by a key of --tsig-key-file (default false)"),
     ("--notify", "HOST:PORT[,...]", "secondaries to send NOTIFY when the serial moves (signed with the first key, if any)"),
     ("--ixfr-history", "N", "zone versions kept for IXFR; older serials get the whole zone (default 32)"),
+    ("--lighthouse-names", "BOOL", "also answer <cluster>.<svc>.<ns>.svc.<zone> (Submariner lighthouse's per-cluster names; reserved by the MCS spec) (default false)"),
     ("--debug-explain", "BOOL", "serve /debug/explain?name=&type= on the HTTP address; it shows object names (default false)"),
 ]
 
 
 # What ``zone`` and ``explain`` take: what shapes the zone, not how it is served.
 _ZONE_FLAGS = ("--source", "--zone", "--ttl", "--dns-version", "--log-level", "--kubeconfig", "--context",
-               "--cluster-id", "--producer", "--local-first", "--ns-address", "--ptr", "--reverse-zone")
+               "--cluster-id", "--producer", "--local-first", "--ns-address", "--ptr", "--reverse-zone",
+               "--lighthouse-names")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
             env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
             extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"},
                      "--debug-explain": {"nargs": "?", "const": "true"}, "--ptr": {"nargs": "?", "const": "true"},
-                     "--transfer-require-tsig": {"nargs": "?", "const": "true"}}.get(flag, {})
+                     "--transfer-require-tsig": {"nargs": "?", "const": "true"},
+                     "--lighthouse-names": {"nargs": "?", "const": "true"}}.get(flag, {})
             command.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
         command.add_argument("--version", action="version", version=f"mcsdns {version()}")
     return parser
@@ -171,6 +174,7 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         "--ns-address": ("ns_address", lambda v: parse_ips(v, "--ns-address")),
         "--debug-explain": ("debug_explain", lambda v: parse_flag(v, "--debug-explain")),
         "--ptr": ("ptr", lambda v: parse_flag(v, "--ptr")),
+        "--lighthouse-names": ("lighthouse_names", lambda v: parse_flag(v, "--lighthouse-names")),
         "--reverse-zone": ("reverse_zones", parse_reverse_zones),
         "--transfer-allow": ("transfer_allow", lambda v: parse_networks(v, "--transfer-allow")),
         "--tsig-key-file": ("tsig_keys", load_keys),

@@ -51,6 +51,7 @@ class Config:
     ns_address: tuple[str, ...] = ()
     debug_explain: bool = False
     ptr: bool = True
+    lighthouse_names: bool = False
     reverse_zones: tuple[str, ...] = ()
     transfer_allow: tuple = ()  # networks allowed AXFR/IXFR; none: every transfer REFUSED
     tsig_keys: tuple[Key, ...] = field(default=(), repr=False)  # from --tsig-key-file; secrets stay out of logs

@@ -28,6 +28,10 @@ class ZoneSettings:
     # reverse zones we are the authority for (--reverse-zone): below them a name
     # we do not own is NXDOMAIN; elsewhere it is REFUSED, as any name not ours.
     ptr: bool = True
+    # Submariner lighthouse's per-cluster names <cluster>.<svc>.<ns>.svc.<zone>
+    # (--lighthouse-names): that cluster's ready addresses. The MCS spec keeps
+    # those names free of addresses (reserved), so off by default.
+    lighthouse_names: bool = False
     reverse_zones: tuple[str, ...] = ()
 
     @property

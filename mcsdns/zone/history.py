@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 from .rrset import SOA, Labels, Node
 from .snapshot import Snapshot
@@ -88,9 +89,8 @@ def _service_records(snapshot: Snapshot, key: ServiceKey) -> dict[Record, None]:
     return dict.fromkeys(_records(entry.names.items(), (service, namespace, b"svc")))
 
 
-def _records(names, suffix: Labels):
+def _records(names: Iterable[tuple[Labels, Node]], suffix: Labels) -> Iterator[Record]:
     for below, node in names:
-        node: Node
         for rtype, rrset in node.rrsets.items():
             if rtype == SOA:
                 continue  # the SOA pair frames the difference instead

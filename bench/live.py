@@ -46,7 +46,8 @@ def dnsperf(port: int, seconds: int, clients: int, queries: Path, *extra: str) -
          "-c", str(clients), "-T", "1", "-q", "200", *extra],
         capture_output=True, text=True, timeout=seconds + 30,
     )
-    fields = {"sent": r"Queries sent:\s+(\d+)", "completed": r"Queries completed:\s+(\d+)", "lost": r"Queries lost:\s+(\d+)",
+    fields = {"sent": r"Queries sent:\s+(\d+)", "completed": r"Queries completed:\s+(\d+)",
+              "lost": r"Queries lost:\s+(\d+)",
               "qps": r"Queries per second:\s+([\d.]+)", "latency": r"Average Latency \(s\):\s+([\d.]+)"}
     return {name: float(re.search(pattern, result.stdout).group(1)) for name, pattern in fields.items()}
 

@@ -406,8 +406,9 @@ class Soak:
         return await load
 
 
-def settle_fds(pid: int, start: int, limit: float = 5.0) -> int:
-    """Open fds once closed TCP connections are gone (their close can lag a little)."""
+def settle_fds(pid: int, start: int, limit: float = 12.0) -> int:
+    """Open fds once closed TCP connections are gone: their close can lag a little,
+    and one the sampler gave up on is closed by the server's idle timeout (10 s)."""
     deadline = time.monotonic() + limit
     while (count := open_fds(pid)) > start and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -5,9 +5,10 @@ sampled answer checked against the engine.
                          [--change-every 0.25] [--warmup 120]
 
 Serves a copy of the test zone plus a few ``soak`` services from a folder
-(``--source PATH``), measures capacity with a short dnsperf run at full speed,
-then runs dnsperf at ``--share`` of it (or at ``--rate``) for ``--seconds``
-while, side by side:
+(``--source PATH``), measures capacity with a short dnsperf run at full speed
+(10 s, with the churn and the sampler below already running: capacity as the
+soak will find it), then runs dnsperf at ``--share`` of it (or at ``--rate``)
+for ``--seconds`` while, side by side:
 
 - the churn rewrites the folder every ``--change-every`` seconds (an endpoint
   flaps ready/not ready, an import is created, deleted or given a new IP), one
@@ -18,6 +19,9 @@ while, side by side:
   for the same query bytes on a mirror of the zone: the same folder loaded the
   same way into a store whose serial starts where the server's did;
 - the monitor reads the server's RSS and open file descriptors every second.
+
+The sampled answers and the changes counted include the capacity run's; the
+RSS after warm-up and the dnsperf figures are the soak's alone.
 
 Why the check is sound while the zone moves: the churn waits for each change
 to be seen, so the server's serial and the mirror's agree version by version.
@@ -51,7 +55,7 @@ import dns.message
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.live import dnsperf  # noqa: E402
+from bench.live import cpu_seconds, dnsperf  # noqa: E402
 from mcsdns.app import App  # noqa: E402
 from mcsdns.cli import config_from  # noqa: E402
 from mcsdns.source.files import FolderSource  # noqa: E402
@@ -65,6 +69,9 @@ KEEP = 256  # zone versions the mirror remembers: far more than a query's timeou
 TIMEOUT = 2.0  # a sampled query unanswered for this long is lost
 SEEN_LIMIT = 30.0  # a change the server has not shown after this long fails the run
 CLIENTS = 4  # dnsperf -c, as bench/live.py
+# dnsperf -q under a rate limit: enough queries in flight that latency (a few ms
+# with the machine busy) never caps the rate below the one asked for.
+OUTSTANDING = 1000
 
 # Questions for dnsperf and the sampler: the test zone's fixed names and the
 # soak names that change (hits, misses, NODATA, SRV with glue, per-endpoint names).
@@ -201,16 +208,18 @@ class Mirror:
 # ---- over the wire ---------------------------------------------------------
 
 async def ask_udp(sock: socket.socket, wire: bytes) -> bytes | None:
-    """One query on a connected UDP socket; answers to earlier, lost queries are skipped."""
+    """One query on a connected UDP socket; answers to earlier, lost queries are
+    skipped (by ID and question: an ID alone is reused one time in 65,536)."""
     loop = asyncio.get_running_loop()
     await loop.sock_sendall(sock, wire)
+    echo = wire.index(b"\0", 12) + 5  # ID .. end of the question (QNAME, QTYPE, QCLASS), flags aside
     deadline = loop.time() + TIMEOUT
     while (left := deadline - loop.time()) > 0:
         try:
             response = await asyncio.wait_for(loop.sock_recv(sock, 65535), left)
         except asyncio.TimeoutError:
             return None
-        if response[:2] == wire[:2]:
+        if response[:2] == wire[:2] and response[12:echo] == wire[12:echo]:
             return response
     return None
 
@@ -267,6 +276,8 @@ class Result:
     warmup: float
     fds_start: int
     fds_end: int
+    cpu_share: float
+    load_average: list
     problems: list = field(default_factory=list)
 
     @property
@@ -303,14 +314,15 @@ def open_fds(pid: int) -> int:
 
 
 class Soak:
-    def __init__(self, server: Server, mirror: Mirror, churn: Churn, seconds: float) -> None:
+    def __init__(self, server: Server, mirror: Mirror, churn: Churn) -> None:
         self.server, self.mirror, self.churn = server, mirror, churn
-        self.seconds = seconds
         self.sampled = Sampled()
         self.seen = 0
         self.seen_ms: list[float] = []
         self.rss: list[tuple[float, int]] = []
         self.problems: list[str] = []
+        self.load_average: list[float] = []  # 1-minute load average of the machine, each second
+        self.cpu_share = 0.0  # of one core, used by the server in the last phase
         self.random = random.Random(90)
         self.done = False
 
@@ -392,15 +404,24 @@ class Soak:
         started = time.monotonic()
         while not self.done:
             self.rss.append((time.monotonic() - started, rss_kib(self.server.process.pid)))
+            self.load_average.append(os.getloadavg()[0])  # the machine is shared: how busy it was
             await asyncio.sleep(1.0)
 
-    async def run(self, rate: int, sample_rate: float, change_every: float, queries: Path) -> dict:
+    async def run(self, seconds: float, rate: int | None, sample_rate: float, change_every: float,
+                  queries: Path) -> dict:
+        """One phase: dnsperf at ``rate`` (None: as fast as it goes) with the churn,
+        the sampler and the monitor beside it; returns dnsperf's summary."""
+        self.done, self.rss, self.load_average = False, [], []
+        cpu = cpu_seconds(self.server.process.pid)
+        limit = ("-Q", str(rate)) if rate else ()
         load = asyncio.create_task(asyncio.to_thread(
-            dnsperf, self.server.port, int(self.seconds), CLIENTS, queries, "-Q", str(rate)))
+            dnsperf, self.server.port, int(seconds), CLIENTS, queries, *limit,
+            outstanding=OUTSTANDING if rate else 200))
         workers = [asyncio.create_task(self.sample(sample_rate / 5, tcp=k == 4)) for k in range(5)]
         others = [asyncio.create_task(self.change(change_every)), asyncio.create_task(self.monitor())]
-        await asyncio.sleep(self.seconds)
-        self.rss.append((self.seconds, rss_kib(self.server.process.pid)))  # the end, before the drain
+        await asyncio.sleep(seconds)
+        self.rss.append((seconds, rss_kib(self.server.process.pid)))  # the end, before the drain
+        self.cpu_share = (cpu_seconds(self.server.process.pid) - cpu) / seconds
         self.done = True
         await asyncio.gather(*workers, *others)
         return await load
@@ -430,24 +451,25 @@ def soak(seconds: float, rate: int | None = None, share: float = 0.8, capacity_s
         queries.write_text("".join(f"{qname(name)} {rdtype}\n" for name, rdtype in QUESTIONS))
         server = Server(folder, "--log-level", "warning").wait_ready()
         try:
-            capacity = None
-            if rate is None:
-                capacity = dnsperf(server.port, capacity_seconds, CLIENTS, queries)["qps"]
-                rate = int(capacity * share)
             first = asyncio.run(_first_serial(server.port))
             mirror = Mirror(server.args[3:], first)
             if mirror.serial != first:
                 raise RuntimeError(f"mirror serial {mirror.serial} is not the server's {first}")
             fds_start = open_fds(server.process.pid)
-            run = Soak(server, mirror, churn, seconds)
-            load = asyncio.run(run.run(rate, sample_rate, change_every, queries))
+            run = Soak(server, mirror, churn)
+            capacity = None
+            if rate is None:
+                # Capacity as the soak will find it: the churn and the sampler run beside it.
+                capacity = asyncio.run(run.run(capacity_seconds, None, sample_rate, change_every, queries))["qps"]
+                rate = int(capacity * share)
+            load = asyncio.run(run.run(seconds, rate, sample_rate, change_every, queries))
             fds_end = settle_fds(server.process.pid, fds_start)
         finally:
             code = server.stop()
         if code != 0:
             run.problems.append(f"server exited with {code}:\n{server.output()}")
     return Result(seconds, capacity, rate, load, run.sampled, churn.applied, run.seen, run.seen_ms,
-                  run.rss, warmup, fds_start, fds_end, run.problems)
+                  run.rss, warmup, fds_start, fds_end, run.cpu_share, run.load_average, run.problems)
 
 
 async def _first_serial(port: int) -> int:
@@ -466,6 +488,7 @@ def report(result: Result) -> str:
     load, s = result.load, result.sampled
     capacity = f"capacity {result.capacity:,.0f} q/s, " if result.capacity else ""
     ms = sorted(result.seen_ms) or [0.0]
+    busy = result.load_average or [0.0]
     lines = [
         f"# soak {result.seconds:.0f}s: {capacity}dnsperf -Q {result.rate:,} (-c {CLIENTS})",
         f"load     sent {load['sent']:,.0f}  answered {load['completed']:,.0f}  lost {load['lost']:,.0f}  "
@@ -477,6 +500,8 @@ def report(result: Result) -> str:
         f"RSS      warm-up ({result.warmup:.0f}s) {result.rss_warm / 1024:.1f} MiB  end {result.rss_end / 1024:.1f} MiB"
         f"  peak {result.rss_peak / 1024:.1f} MiB  growth {result.rss_growth * 100:+.2f}%",
         f"fds      start {result.fds_start}  end {result.fds_end}",
+        f"machine  server CPU {result.cpu_share * 100:.0f}% of a core; load average (1 min) mean "
+        f"{statistics.mean(busy):.1f}, max {max(busy):.1f}, on {os.cpu_count()} cores",
     ]
     lines += [f"WRONG    {example}" for example in s.examples]
     lines += [f"PROBLEM  {problem}" for problem in result.problems]

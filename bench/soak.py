@@ -301,6 +301,12 @@ class Result:
     def rss_growth(self) -> float:
         return self.rss_end / self.rss_warm - 1
 
+    def rss_along(self, points: int = 8) -> str:
+        """RSS at even steps after warm-up: whether a growth levels off or keeps on."""
+        after = [(at, kib) for at, kib in self.rss_kib if at >= self.warmup]
+        picked = [after[round(k * (len(after) - 1) / (points - 1))] for k in range(points)]
+        return "  ".join(f"{at:.0f}s {kib / 1024:.1f}" for at, kib in picked)
+
 
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -502,6 +508,7 @@ def report(result: Result) -> str:
         f"seen {result.seen:,}  write->serial p50 {statistics.median(ms):.0f} ms  max {ms[-1]:.0f} ms",
         f"RSS      warm-up ({result.warmup:.0f}s) {result.rss_warm / 1024:.1f} MiB  end {result.rss_end / 1024:.1f} MiB"
         f"  peak {result.rss_peak / 1024:.1f} MiB  growth {result.rss_growth * 100:+.2f}%",
+        f"RSS      along the way (MiB): {result.rss_along()}",
         f"fds      start {result.fds_start}  end {result.fds_end}",
         f"machine  server CPU {result.cpu_share * 100:.0f}% of a core; load average (1 min) mean "
         f"{statistics.mean(busy):.1f}, max {max(busy):.1f}, on {os.cpu_count()} cores",

@@ -91,7 +91,7 @@ def tree_cpu(pid: int) -> tuple[float, float]:
 def run_load(pid: int, port: int, args, queries: Path) -> tuple:
     """(queries/s, lost, avg latency ms, us CPU/query, us user/query, us system/query)."""
     before = tree_cpu(pid)
-    summary = dnsperf(port, args.seconds, args.clients, queries, args.mode)
+    summary = dnsperf(port, args.seconds, args.clients, queries, "-m", args.mode)
     after = tree_cpu(pid)
     done = max(summary["completed"], 1)
     user, system = ((a - b) / done * 1e6 for a, b in zip(after, before))

@@ -9,6 +9,7 @@ SERVFAIL until the first full sync. Shutdown, on SIGTERM or SIGINT: not ready
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import platform
@@ -29,9 +30,13 @@ from .observe import logs
 from .observe.http import HealthServer
 from .observe.metrics import Metrics, Observed, version
 from .source.files import FolderSource, SourceError
+from .engine.transfer import Policy
+from .transport.notify import Notifier
 from .transport.rrl import RateLimiter
 from .transport.tcp import TcpLimits, TcpServer
+from .transport.transfer import Transfers, signing
 from .transport.udp import UdpServer, bind_udp
+from .zone.history import History
 from .zone.settings import ZoneSettings
 from .zone.snapshot import Snapshot
 from .zone.store import ZoneStore
@@ -119,6 +124,19 @@ class App:
             for zone in config.extra_zones
         ]
         self.view: Snapshot | ZoneSet = self._view()  # what the engine reads: every zone at once
+        # Zone transfers: the last versions of each zone, by apex, and who may have them.
+        self.histories = {store.snapshot.origin: History(store.snapshot, config.ixfr_history) for store in self.stores}
+        keys = {key.name: key for key in config.tsig_keys}
+        allow = tuple(ipaddress.ip_network(network) for network in config.transfer_allow)
+        policy = Policy(allow, keys, config.transfer_require_tsig)
+        self.transfers = Transfers(self.histories.get, policy)
+        self.handler = signing(self.answer, policy) if keys else self.answer  # what UDP and TCP call
+        notify_key = config.tsig_keys[0] if config.tsig_keys else None
+        self.notified: Counter = Counter()  # NOTIFY results, every zone together
+        self.notifiers = {
+            store.snapshot.origin: Notifier(store.snapshot.origin, config.notify, notify_key, counts=self.notified)
+            for store in self.stores
+        }
         self.responder = ResponseCache(Responder(config.max_udp_payload))
         self.observed = Observed(
             snapshot=lambda: self.store.snapshot,
@@ -126,6 +144,8 @@ class App:
             source=self.source.stats,
             rejected=self.rejected,
             partial=self.partial,
+            transfers=self.transfers.counts,
+            notifies=self.notified,
         )
         self.rrl = make_limiter(config)
         self.observed.rrl = self.rrl
@@ -148,6 +168,16 @@ class App:
 
     def _published_extra(self, snapshot: Snapshot) -> None:
         self.view = self._view()
+        self._remember(snapshot)
+
+    def _remember(self, snapshot: Snapshot) -> None:
+        """Keep the version for IXFR; NOTIFY the secondaries when its serial moved."""
+        store = next(store for store in self.stores if store.snapshot is snapshot)
+        history = self.histories[snapshot.origin]
+        moved = snapshot.serial != history.current.serial
+        history.add(snapshot, store.changed)
+        if moved and snapshot.ready:
+            self.notifiers[snapshot.origin].changed()
 
     def udp_hits(self) -> dict[bytes, tuple[bytes, int]]:
         """The response cache's UDP entries for the zones as they are now (see ``engine.cache``)."""
@@ -190,6 +220,7 @@ class App:
 
     def _published(self, snapshot: Snapshot) -> None:
         self.view = self._view()
+        self._remember(snapshot)
         old, self._last = self._last, snapshot
         if snapshot.serial != old.serial or self.observed.changed_at is None:
             self.observed.changed_at = time.monotonic()
@@ -227,9 +258,9 @@ class App:
     async def listen(self) -> None:
         for host, port in self.config.listen:
             try:
-                udp = UdpServer(bind_udp(host, port, self.worker), self.answer, self.udp_hits, self.config.udp_batch,
-                                self.rrl)
-                tcp = TcpServer(self.answer, tcp_limits(self.config), host)
+                udp = UdpServer(bind_udp(host, port, self.worker), self.handler, self.udp_hits,
+                                self.config.udp_batch, self.rrl)
+                tcp = TcpServer(self.handler, tcp_limits(self.config), host, self.transfers)
                 await tcp.start(host, port, self.worker)
             except OSError as error:
                 raise StartupError(f"cannot listen on {_show(host, port)}: {_reason(error)}") from None
@@ -273,6 +304,8 @@ class App:
         if self.rrl is not None:
             self.rrl.stop()
         await asyncio.gather(*(tcp.close() for tcp in self._tcp))
+        for notifier in self.notifiers.values():
+            await notifier.close()
         if self._http is not None:
             self._http.close()
 

@@ -23,10 +23,12 @@ from .config import (
     parse_address,
     parse_cluster_id,
     parse_flag,
+    load_keys,
+    parse_addresses,
     parse_ips,
+    parse_networks,
     parse_reverse_zones,
     parse_zones,
-    parse_networks,
 )
 
 EXIT_USAGE = 2
@@ -59,6 +61,11 @@ _FLAGS = [
     ("--workers", "N", "processes answering on the same port (SO_REUSEPORT), each with its own zone (default 1)"),
     ("--ptr", "BOOL", "answer PTR queries for the addresses the zone publishes (default true)"),
     ("--reverse-zone", "ZONE|CIDR[,...]", "reverse zones we are the authority for: NXDOMAIN, not REFUSED, for the rest of them"),
+    ("--transfer-allow", "CIDR[,CIDR]", "source networks allowed AXFR/IXFR over TCP (default none: REFUSED to all)"),
+    ("--tsig-key-file", "FILE", "TSIG keys, one a line: NAME ALGORITHM BASE64SECRET (hmac-sha256, -sha512, -sha1)"),
+    ("--transfer-require-tsig", "BOOL", "transfers must be signed by a key of --tsig-key-file (default false)"),
+    ("--notify", "HOST:PORT[,...]", "secondaries to send NOTIFY when the serial moves (signed with the first key, if any)"),
+    ("--ixfr-history", "N", "zone versions kept for IXFR; older serials get the whole zone (default 32)"),
     ("--lighthouse-names", "BOOL", "also answer <cluster>.<svc>.<ns>.svc.<zone> (Submariner lighthouse's per-cluster names; reserved by the MCS spec) (default false)"),
     ("--debug-explain", "BOOL", "serve /debug/explain?name=&type= on the HTTP address; it shows object names (default false)"),
     ("--rrl-rate", "N", "UDP response rate limit: answers a second to one source prefix for one name and type; 0 turns RRL off (default 1000)"),
@@ -121,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
             env = "MCSDNS_" + flag[2:].upper().replace("-", "_")
             extra = {"--listen": {"action": "append"}, "--local-first": {"nargs": "?", "const": "true"},
                      "--debug-explain": {"nargs": "?", "const": "true"}, "--ptr": {"nargs": "?", "const": "true"},
+                     "--transfer-require-tsig": {"nargs": "?", "const": "true"},
                      "--lighthouse-names": {"nargs": "?", "const": "true"}}.get(flag, {})
             command.add_argument(flag, metavar=metavar, help=f"{text} [env {env}]", **extra)
         command.add_argument("--version", action="version", version=f"mcsdns {version()}")
@@ -196,6 +204,11 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         "--rrl-ipv4-prefix": ("rrl_ipv4_prefix", lambda v: bounded(v, "--rrl-ipv4-prefix", 8, 32)),
         "--rrl-ipv6-prefix": ("rrl_ipv6_prefix", lambda v: bounded(v, "--rrl-ipv6-prefix", 16, 128)),
         "--rrl-exempt": ("rrl_exempt", lambda v: parse_networks(v, "--rrl-exempt")),
+        "--transfer-allow": ("transfer_allow", lambda v: parse_networks(v, "--transfer-allow")),
+        "--tsig-key-file": ("tsig_keys", load_keys),
+        "--transfer-require-tsig": ("transfer_require_tsig", lambda v: parse_flag(v, "--transfer-require-tsig")),
+        "--notify": ("notify", lambda v: parse_addresses(v, "--notify")),
+        "--ixfr-history": ("ixfr_history", lambda v: bounded(v, "--ixfr-history", 0, 10_000)),
     }
     for flag, (field, convert) in converters.items():
         if raw[flag] is not None:
@@ -207,6 +220,8 @@ def _config(args: argparse.Namespace, environ: dict[str, str]) -> Config:
         settings.setdefault(kind, settings.get("rrl_rate", defaults.rrl_rate))
     if settings.get("local_first") and not settings.get("cluster_id"):
         raise ConfigError("--local-first needs --cluster-id (which cluster is local?)")
+    if settings.get("transfer_require_tsig") and not settings.get("tsig_keys"):
+        raise ConfigError("--transfer-require-tsig needs --tsig-key-file (which keys?)")
     return Config(**{**{f: getattr(defaults, f) for f in defaults.__dataclass_fields__}, **settings})
 
 

@@ -6,10 +6,13 @@ binds or connects, and reported as a ``ConfigError`` with one line of text.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .engine.tsig import ALGORITHMS, Key
 from .model.convert import Invalid, cluster_id, subdomain
 
 PRODUCERS = ("auto", "standard", "karmada", "lighthouse")
@@ -64,6 +67,11 @@ class Config:
     rrl_ipv4_prefix: int = 24
     rrl_ipv6_prefix: int = 56
     rrl_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # loopback cannot be spoofed from off the host
+    transfer_allow: tuple = ()  # networks allowed AXFR/IXFR; none: every transfer REFUSED
+    tsig_keys: tuple[Key, ...] = field(default=(), repr=False)  # from --tsig-key-file; secrets stay out of logs
+    transfer_require_tsig: bool = False
+    notify: tuple[Address, ...] = ()
+    ixfr_history: int = 32
 
 
 def parse_address(text: str, what: str) -> Address:
@@ -193,3 +201,38 @@ def parse_flag(value: str | bool, what: str) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ConfigError(f"{what}: {value!r} is not true or false")
+
+
+def parse_addresses(value: str, what: str) -> tuple[Address, ...]:
+    return tuple(parse_address(part, what) for part in value.split(",") if part.strip())
+
+
+def load_keys(path: str) -> tuple[Key, ...]:
+    """``--tsig-key-file``: one key a line, ``NAME ALGORITHM BASE64SECRET``
+    (``xfr-key hmac-sha256 c2VjcmV0...``); ``#`` starts a comment."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except OSError as error:
+        raise ConfigError(f"--tsig-key-file: cannot read {path}: {error.strerror}") from None
+    keys: dict[str, Key] = {}
+    for number, line in enumerate(lines, 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        where = f"--tsig-key-file: {path} line {number}"
+        if len(words) != 3:
+            raise ConfigError(f"{where}: expected NAME ALGORITHM BASE64SECRET")
+        name, algorithm = words[0].lower().rstrip(".") + ".", words[1].lower().rstrip(".") + "."
+        if algorithm not in ALGORITHMS:
+            raise ConfigError(f"{where}: algorithm {words[1]!r} is not one of {', '.join(a[:-1] for a in ALGORITHMS)}")
+        try:
+            secret = base64.b64decode(words[2], validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{where}: the secret is not base64") from None
+        if name in keys:
+            raise ConfigError(f"{where}: key {name} is defined twice")
+        keys[name] = Key(name, algorithm, secret)
+    if not keys:
+        raise ConfigError(f"--tsig-key-file: {path} holds no key")
+    return tuple(keys.values())

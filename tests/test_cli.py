@@ -38,6 +38,12 @@ BAD = [
     ("rrl prefix too short", ["--source", ZONE_DIR, "--rrl-ipv4-prefix", "4"], {}, "--rrl-ipv4-prefix: 4 is not between"),
     ("tcp buffer too small", ["--source", ZONE_DIR, "--tcp-max-buffered", "10"], {}, "--tcp-max-buffered: 10 is not"),
     ("tcp read timeout 0", ["--source", ZONE_DIR, "--tcp-read-timeout", "0"], {}, "--tcp-read-timeout: 0.0 is not"),
+    ("bad transfer network", ["--source", ZONE_DIR, "--transfer-allow", "10.0.0.0/33"], {}, "--transfer-allow: '10.0.0.0/33' is not an IP network"),
+    ("missing key file", ["--source", ZONE_DIR, "--tsig-key-file", "/nonexistent"], {}, "--tsig-key-file: cannot read /nonexistent"),
+    ("empty key file", ["--source", ZONE_DIR, "--tsig-key-file", "/dev/null"], {}, "holds no key"),
+    ("tsig required, no key", ["--source", ZONE_DIR, "--transfer-require-tsig"], {}, "--transfer-require-tsig needs --tsig-key-file"),
+    ("notify hostname", ["--source", ZONE_DIR, "--notify", "ns2.example:53"], {}, "--notify: 'ns2.example' is not an IP address"),
+    ("ixfr history negative", ["--source", ZONE_DIR], {"MCSDNS_IXFR_HISTORY": "-1"}, "--ixfr-history: -1 is not between"),
 ]
 
 # (argv after the source, environment, the Config fields expected)

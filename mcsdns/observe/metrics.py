@@ -53,6 +53,8 @@ class Observed:
     rejected: Counter = field(default_factory=Counter)  # (kind, field) -> objects
     partial: Counter = field(default_factory=Counter)  # (kind, field) -> objects served less a part
     rrl: RateLimiter | None = None  # None when rate limiting is off
+    transfers: Counter = field(default_factory=Counter)  # kind (axfr, ixfr, refused...) -> zone transfers
+    notifies: Counter = field(default_factory=Counter)  # sent, answered, gave-up -> NOTIFY messages/targets
     changed_at: float | None = None  # monotonic time of the last publish that moved the serial
     clock: Callable[[], float] = time.monotonic
 
@@ -131,6 +133,20 @@ class _Collector(Collector):
             "mcsdns_source_outage", "1 while the source has lost its view (serving the last good zone)",
             int(observed.outage()),
         )
+
+        transfers = CounterMetricFamily(
+            "mcsdns_zone_transfers", "AXFR/IXFR requests by outcome: axfr, ixfr, ixfr-full (history gone), "
+            "up-to-date, refused, unsigned, badkey, badsig, badtime, notauth...", labels=["kind"],
+        )
+        for kind, count in sorted(observed.transfers.items()):
+            transfers.add_metric([kind], count)
+        yield transfers
+        notifies = CounterMetricFamily(
+            "mcsdns_notify", "NOTIFY to secondaries: messages sent, answered, targets given up on", labels=["result"]
+        )
+        for result in ("sent", "answered", "gave-up"):
+            notifies.add_metric([result], observed.notifies[result])
+        yield notifies
 
     def _source(self) -> Iterator[Metric]:
         stats = self.observed.source

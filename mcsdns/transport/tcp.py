@@ -23,6 +23,12 @@ query is never "in flight" inside the server). The limits:
 - fairness: at most ``TURN`` queries of one connection are answered before
   the event loop (UDP, the other connections) gets a turn.
 
+A zone transfer (``transfer``: AXFR/IXFR, see ``transport.transfer``) is
+several messages for one query: a task writes them as they are packed, waiting
+for the client to read whenever ``max_buffered`` bytes are unread (the write
+timeout applies to each wait); the connection reads no further queries until
+the transfer is done, so answers stay in order, and it is not idle meanwhile.
+
 Every close is counted by reason (``TransportStats.closed``, one of
 ``CLOSE_REASONS``).
 """
@@ -34,9 +40,13 @@ import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from time import perf_counter
+from typing import Callable, Iterator
 
+from ..engine.tally import tally_of
 from .stats import TransportStats
 from .udp import Handler, family_label
+
+Transfer = Callable[[bytes, str], "Iterator[bytes] | None"]  # (query, peer address) -> messages, or None
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +67,12 @@ class TcpLimits:
 
 
 class TcpServer:
-    def __init__(self, handler: Handler, limits: TcpLimits, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self, handler: Handler, limits: TcpLimits, host: str = "0.0.0.0", transfer: Transfer | None = None
+    ) -> None:
         self.handler = handler
         self.limits = limits
+        self.transfer = transfer  # AXFR/IXFR: several messages for one query
         self.stats = TransportStats("tcp", family_label(host))
         self.open: OrderedDict[_Connection, None] = OrderedDict()  # serving; least recently asked first
         self.live: set[_Connection] = set()  # every transport not yet lost, closing ones too
@@ -117,11 +130,15 @@ class _Connection(asyncio.Protocol):
         self.timer_at = float("inf")
         self.resume: asyncio.Handle | None = None
         self.eof = False
+        self.peer = ""
+        self.transferring: asyncio.Task | None = None  # a zone transfer being written
+        self.drained: asyncio.Future | None = None  # set when the client has read what a transfer wrote
 
     # -- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.peer = (transport.get_extra_info("peername") or ("",))[0]
         transport.set_write_buffer_limits(high=self.limits.max_buffered)  # type: ignore[attr-defined]
         self.server.admit(self)
         self._arm(self.asked + self.limits.idle_timeout)
@@ -139,7 +156,10 @@ class _Connection(asyncio.Protocol):
         if self.blocked_since is not None:
             self.blocked_since = None
             self.transport.set_write_buffer_limits(high=self.limits.max_buffered)
-            if self.reason is None:
+            if self.transferring is not None:  # the transfer carries on; queries wait for it
+                if self.drained is not None and not self.drained.done():
+                    self.drained.set_result(None)
+            elif self.reason is None:
                 self.transport.resume_reading()
                 self._answer()
 
@@ -152,7 +172,7 @@ class _Connection(asyncio.Protocol):
         if self.reason is None:
             self.reason = "client"
         self.server.lost(self, self.reason)
-        for handle in (self.timer, self.resume):
+        for handle in (self.timer, self.resume, self.transferring):
             if handle is not None:
                 handle.cancel()
 
@@ -162,7 +182,7 @@ class _Connection(asyncio.Protocol):
         """Answer every whole query in the buffer, up to a turn's worth, unless blocked."""
         self.resume = None
         buffer, position, answered = self.buffer, 0, 0
-        while self.blocked_since is None and self.reason is None and len(buffer) - position >= 2:
+        while self.blocked_since is None and self.reason is None and self.transferring is None and len(buffer) - position >= 2:
             size = (buffer[position] << 8) | buffer[position + 1]
             if len(buffer) - position - 2 < size:
                 break
@@ -184,7 +204,7 @@ class _Connection(asyncio.Protocol):
             self.frame_started = self.loop.time() if buffer else None
         if self.blocked_since is not None and len(buffer) > self.limits.max_buffered:
             self.close("limit")  # sends ever further ahead while reading nothing back
-        elif self.eof and self.blocked_since is None and self.resume is None:
+        elif self.eof and self.blocked_since is None and self.resume is None and self.transferring is None:
             self.close("client")  # polite: what we owe is sent first
         elif self.frame_started is not None:
             self._arm(self.frame_started + self.limits.read_timeout)
@@ -198,6 +218,12 @@ class _Connection(asyncio.Protocol):
         """Answer one query; False ends the connection or blocks it."""
         stats = self.server.stats
         started = perf_counter()
+        if self.server.transfer is not None:
+            messages = self.server.transfer(message, self.peer)
+            if messages is not None:
+                self.transport.pause_reading()  # the next query waits for the transfer
+                self.transferring = self.loop.create_task(self._transfer(messages, started))
+                return False
         try:
             response, tally = self.server.handler(message, False)
         except Exception:
@@ -220,6 +246,37 @@ class _Connection(asyncio.Protocol):
             self._block()
             return False
         return self.blocked_since is None
+
+    async def _transfer(self, messages: Iterator[bytes], started: float) -> None:
+        """Write a transfer's messages as they are packed, yielding to the loop
+        in between (a large zone takes seconds to pack) and waiting whenever the
+        client has ``max_buffered`` bytes unread; counted as one request, by its first."""
+        first = None
+        try:
+            for reply in messages:
+                if self.reason is not None:
+                    return
+                first = first or reply
+                self.transport.write(len(reply).to_bytes(2, "big") + reply)
+                self.written += 2 + len(reply)
+                if self.blocked_since is not None:  # pause_writing: over max_buffered unread
+                    self.drained = self.loop.create_future()
+                    try:
+                        await asyncio.wait_for(self.drained, self.limits.write_timeout)
+                    except asyncio.TimeoutError:
+                        self.close("write_timeout")
+                        return
+                await asyncio.sleep(0)
+        finally:
+            self.transferring = self.drained = None
+        if first is not None:
+            self.server.stats.tallies[tally_of(first, False)] += 1
+            self.server.stats.timed(1, perf_counter() - started)
+        if self.reason is None:
+            self.asked = self.loop.time()
+            self.frame_started = self.asked if self.buffer else None  # a query that waited is not slow
+            self.transport.resume_reading()
+            self._answer()
 
     def _unsent(self) -> int:
         """Answers not yet taken by the kernel, i.e. not yet read by the client."""
@@ -254,6 +311,9 @@ class _Connection(asyncio.Protocol):
         if self.reason is not None:
             return
         limits, now = self.limits, self.loop.time()
+        if self.transferring is not None:  # busy, not idle; the transfer times its own waits
+            self._arm(now + limits.idle_timeout)
+            return
         if self.blocked_since is not None:
             due, reason = self.blocked_since + limits.write_timeout, "write_timeout"
         elif self.frame_started is not None:

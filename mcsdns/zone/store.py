@@ -43,6 +43,7 @@ class ZoneStore:
         self._views: dict[Key, SliceView] = {}  # each slice as DNS sees it, packed on first use
         self._listed: set[Kind] = set()
         self._on_publish = on_publish
+        self.changed: frozenset[tuple[bytes, bytes]] = frozenset()  # services the last publish changed (IXFR)
         self.snapshot = empty_snapshot(settings, initial_serial % 2**32)
 
     @property
@@ -110,14 +111,14 @@ class ZoneStore:
         services = old.services.mutate()
         namespaces = old.namespaces.mutate()
         reverse = old.reverse.mutate() if old.ptr else None
-        changed = False
+        changed: set[tuple[bytes, bytes]] = set()
         for namespace, name in touched:
             key = (namespace.encode(), name.encode())
             before = services.get(key)
             after = self._build(namespace, name)
             if before == after:
                 continue
-            changed = True
+            changed.add(key)
             if reverse is not None:
                 change(reverse, key, before.addresses if before else (), after.addresses if after else ())
             count = namespaces.get(key[0], 0) + (after is not None) - (before is not None)
@@ -144,6 +145,7 @@ class ZoneStore:
             namespaces=namespaces.finish(),
             reverse=reverse.finish() if reverse is not None else old.reverse,
         )
+        self.changed = frozenset(changed)
         if self._on_publish is not None:
             self._on_publish(self.snapshot)
 

@@ -30,6 +30,7 @@ MIX = [
     "_http._tcp.web.shop.svc.clusterset.local SRV",
     "nope.shop.svc.clusterset.local A",
     "db-0.east.db.data.svc.clusterset.local A",
+    "web.shop.svc.clusterset.local AAAA",  # NODATA
 ]
 
 
@@ -38,14 +39,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def dnsperf(port: int, seconds: int, clients: int, queries: Path) -> dict[str, float]:
-    """Run dnsperf (bounded by -l) and read its summary: completed, lost, qps, latency (s)."""
+def dnsperf(
+    port: int, seconds: int, clients: int, queries: Path, *extra: str, outstanding: int = 200
+) -> dict[str, float]:
+    """Run dnsperf (bounded by -l; ``extra`` options such as ``-Q`` appended) and read
+    its summary: sent, completed, lost, qps, latency (s)."""
     result = subprocess.run(
         ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds),
-         "-c", str(clients), "-T", "1", "-q", "200"],
+         "-c", str(clients), "-T", "1", "-q", str(outstanding), *extra],
         capture_output=True, text=True, timeout=seconds + 30,
     )
-    fields = {"completed": r"Queries completed:\s+(\d+)", "lost": r"Queries lost:\s+(\d+)",
+    fields = {"sent": r"Queries sent:\s+(\d+)", "completed": r"Queries completed:\s+(\d+)",
+              "lost": r"Queries lost:\s+(\d+)",
               "qps": r"Queries per second:\s+([\d.]+)", "latency": r"Average Latency \(s\):\s+([\d.]+)"}
     return {name: float(re.search(pattern, result.stdout).group(1)) for name, pattern in fields.items()}
 

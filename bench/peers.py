@@ -1,178 +1,157 @@
 """mcsdns side by side with NSD, Knot and CoreDNS, same questions, same machine.
 
-    python bench/peers.py [--seconds 5] [--clients 4]
+    python bench/peers.py [--seconds 5] [--clients 4] [--mode udp|tcp] [--workers N]
+                          [--mcsdns batch,plain] [--no-coredns] [--rounds R]
 
 Each server answers the same small zone (written from what mcsdns answers for
-the test data) on loopback with one worker thread, under the same dnsperf load
-(UDP, a mix of hits, a miss, an SRV and a headless name). Prints queries/s and
-each server's own CPU time per answered query, read from /proc, and the ratio
-to mcsdns. NSD and Knot come from Debian (``apt-get install nsd knot``);
-CoreDNS from tests/e2e/peers/build.sh. A server that is not installed is
-skipped with the reason. Not a test: it prints numbers for bench/RESULTS.md.
+the test data) on loopback with ``--workers`` workers (mcsdns ``--workers``,
+NSD ``server-count``, Knot ``udp-workers``/``tcp-workers``), under the same
+dnsperf load (``-m udp`` or ``tcp``: with TCP dnsperf pipelines its queries on
+``--clients`` persistent connections; a mix of hits, AAAA, an SRV with glue, a
+headless name, NXDOMAIN). ``--mcsdns`` names the mcsdns variants measured:
+``batch`` (recvmmsg/sendmmsg, the default) and ``plain`` (``--udp-batch
+false``: a recvfrom and a sendto per query), both with the default response
+rate limiting (on; loopback, where dnsperf runs, exempt), and ``batch-norrl``,
+``plain-norrl`` with it off (``--rrl-rate 0``), as NSD and Knot run here. Prints queries/s, lost queries,
+average latency and each server's own CPU time per answered query (user +
+system, for its whole process tree, read from /proc), and its ratios to NSD and
+Knot. ``--rounds`` repeats the whole line-up, servers interleaved, so a noisy
+moment of a shared machine hits each alike. NSD and Knot come from Debian
+(``apt-get install nsd knot``); CoreDNS from tests/e2e/peers/build.sh. A server
+that is not installed is skipped with the reason (NSD and Knot are started by
+tests/peerdns.py). Not a test: it prints numbers
+for bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
+import os
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import dns.message
-import dns.query
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.live import MIX, cpu_seconds, dnsperf  # noqa: E402
+from bench.live import MIX, dnsperf  # noqa: E402
 from tests.helpers import DATA, Server, free_port  # noqa: E402
-
-ZONE = "clusterset.local."
-
-
-def zone_text(port: int) -> str:
-    """The zone as mcsdns answers it, in master-file form, for the other servers."""
-    lines = [f"$ORIGIN {ZONE}", "$TTL 5",
-             "@ IN SOA ns.dns hostmaster 1 7200 1800 86400 5", "@ IN NS ns.dns", "ns.dns IN A 127.0.0.1"]
-    for item in MIX:
-        name, qtype = item.split()
-        response = dns.query.udp(dns.message.make_query(name + ".", qtype), "127.0.0.1", port=port, timeout=2)
-        for section in (response.answer, response.additional):
-            lines += [line for rrset in section for line in rrset.to_text().splitlines()]
-    return "\n".join(dict.fromkeys(lines)) + "\n"
+from tests.peerdns import PEERS, ZONE, PeerUnavailable, serving, zone_text  # noqa: E402
 
 
-def nsd(workdir: Path, zonefile: Path, port: int) -> list[str] | str:
-    if not shutil.which("nsd"):
-        return "nsd is not installed (apt-get install nsd)"
-    conf = workdir / "nsd.conf"
-    conf.write_text(f"""server:
-    ip-address: 127.0.0.1@{port}
-    server-count: 1
-    zonesdir: "{workdir}"
-    pidfile: "{workdir}/nsd.pid"
-    xfrdfile: "{workdir}/xfrd.state"
-    zonelistfile: "{workdir}/zone.list"
-    username: ""
-    verbosity: 0
-    rrl-ratelimit: 0
-remote-control:
-    control-enable: no
-zone:
-    name: {ZONE}
-    zonefile: {zonefile}
-""")
-    return ["nsd", "-d", "-c", str(conf)]
-
-
-def knot(workdir: Path, zonefile: Path, port: int) -> list[str] | str:
-    if not shutil.which("knotd"):
-        return "knotd is not installed (apt-get install knot)"
-    conf = workdir / "knot.conf"
-    conf.write_text(f"""server:
-    listen: 127.0.0.1@{port}
-    rundir: "{workdir}"
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "{workdir}/db"
-zone:
-  - domain: {ZONE}
-    file: "{zonefile}"
-""")
-    return ["knotd", "-c", str(conf)]
-
-
-def coredns(workdir: Path, zonefile: Path, port: int) -> list[str] | str:
+def coredns(workdir: Path, zonefile: Path, port: int, workers: int = 1) -> list[str]:
     try:
         from tests.e2e import peers
 
         binary = peers.build().coredns
     except Exception as error:  # Go missing or the build failed: say so, go on
-        return f"CoreDNS unavailable: {error}"
+        raise PeerUnavailable(f"CoreDNS unavailable: {error}") from error
     corefile = workdir / "Corefile"
     corefile.write_text(f"{ZONE}:{port} {{\n    bind 127.0.0.1\n    file {zonefile}\n}}\n")
     return [str(binary), "-conf", str(corefile)]
 
 
-def answering(port: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            dns.query.udp(dns.message.make_query("web.shop.svc." + ZONE, "A"), "127.0.0.1", port=port, timeout=0.3)
-            return True
-        except Exception:
-            time.sleep(0.1)
-    return False
-
-
-def measure(name: str, argv: list[str], port: int, args, queries: Path) -> tuple[float, float] | str:
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def measure(name: str, make, workdir: Path, zonefile: Path, args, queries: Path) -> tuple | str:
+    port = free_port()
     try:
-        if not answering(port):
-            return f"{name} did not answer: {process.stderr.read(500) if process.poll() is not None else 'timeout'}"
-        return run_load(process.pid, port, args, queries)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        with serving(name, make(workdir, zonefile, port, args.workers), port) as process:
+            return run_load(process.pid, port, args, queries)
+    except PeerUnavailable as missing:
+        return str(missing)
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its children (NSD answers from a forked child)."""
-    total = cpu_seconds(pid)
+def tree(pid: int) -> list[int]:
+    """A process and its descendants (NSD answers from a forked child, mcsdns --workers from children)."""
+    children: dict[int, list[int]] = {}
     for status in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = status.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(status.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(status.parent.name))
+        except (OSError, ValueError):
+            continue
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process tree."""
+    user = system = 0.0
+    for member in tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            total += tree_cpu(int(status.parent.name))
-    return total
+        user += int(fields[11]) / os.sysconf("SC_CLK_TCK")
+        system += int(fields[12]) / os.sysconf("SC_CLK_TCK")
+    return user, system
 
 
-def run_load(pid: int, port: int, args, queries: Path) -> tuple[float, float]:
+def run_load(pid: int, port: int, args, queries: Path) -> tuple:
+    """(queries/s, lost, avg latency ms, us CPU/query, us user/query, us system/query)."""
     before = tree_cpu(pid)
-    summary = dnsperf(port, args.seconds, args.clients, queries)
-    return summary["qps"], (tree_cpu(pid) - before) / max(summary["completed"], 1) * 1e6
+    summary = dnsperf(port, args.seconds, args.clients, queries, "-m", args.mode)
+    after = tree_cpu(pid)
+    done = max(summary["completed"], 1)
+    user, system = ((a - b) / done * 1e6 for a, b in zip(after, before))
+    return summary["qps"], summary["lost"], summary["latency"] * 1e3, user + system, user, system
+
+
+def mcsdns(variant: str, args, queries: Path, zonefile: Path) -> tuple | str:
+    flags = {"batch": ["--udp-batch", "true"], "plain": ["--udp-batch", "false"],  # RRL on, loopback exempt
+             "batch-norrl": ["--udp-batch", "true", "--rrl-rate", "0"],  # as NSD and Knot here: RRL off
+             "plain-norrl": ["--udp-batch", "false", "--rrl-rate", "0"]}[variant]
+    server = Server(DATA / "zone", "--log-level", "warning", "--poll-interval", "1", "--workers", str(args.workers),
+                    "--ns-address", "127.0.0.1", *flags).wait_ready()
+    try:
+        if not zonefile.exists():
+            zonefile.write_text(zone_text(server.port, MIX))
+        return run_load(server.process.pid, server.port, args, queries)
+    finally:
+        server.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--mode", choices=("udp", "tcp"), default="udp")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--mcsdns", default="batch,batch-norrl,plain",
+                        help="variants: batch, plain, batch-norrl, plain-norrl")
+    parser.add_argument("--no-coredns", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    results: dict[str, tuple[float, float] | str] = {}
+    rows: list[tuple[int, str, tuple | str]] = []
+    peers = list(PEERS.items()) + ([] if args.no_coredns else [("CoreDNS", coredns)])
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         queries = workdir / "queries.txt"
         queries.write_text("\n".join(MIX * 100) + "\n")
-        server = Server(DATA / "zone", "--log-level", "warning").wait_ready()
-        try:
-            zonefile = workdir / "clusterset.local.zone"
-            zonefile.write_text(zone_text(server.port))
-            results["mcsdns"] = run_load(server.process.pid, server.port, args, queries)
-        finally:
-            server.stop()
-        for name, make in (("NSD", nsd), ("Knot", knot), ("CoreDNS", coredns)):
-            port = free_port()
-            argv = make(workdir, zonefile, port)
-            results[name] = argv if isinstance(argv, str) else measure(name, argv, port, args, queries)
-    ours = results["mcsdns"][1]
-    print(f"# UDP, dnsperf -c {args.clients} -q 200 for {args.seconds}s each, one worker per server, {len(MIX)} questions")
-    print(f"{'server':<8} {'queries/s':>10} {'us CPU/query':>13} {'CPU vs mcsdns':>14}")
-    for name, result in results.items():
-        if isinstance(result, str):
-            print(f"{name:<8} skipped: {result}")
-            continue
-        rate, micros = result
-        print(f"{name:<8} {rate:>10,.0f} {micros:>13.1f} {micros / ours:>13.2f}x")
+        zonefile = workdir / "clusterset.local.zone"
+        for round_ in range(1, args.rounds + 1):
+            for variant in args.mcsdns.split(","):
+                rows.append((round_, f"mcsdns {variant}", mcsdns(variant, args, queries, zonefile)))
+            for name, make in peers:
+                rows.append((round_, name, measure(name, make, workdir, zonefile, args, queries)))
+    print(f"# {args.mode.upper()}, dnsperf -m {args.mode} -c {args.clients} -q 200 -T 1 for {args.seconds}s each, "
+          f"{args.workers} worker(s) per server, {len(MIX)} questions; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'round':>5} {'server':<13} {'queries/s':>10} {'lost':>5} {'latency ms':>10} {'us CPU/q':>9} "
+          f"{'user':>5} {'sys':>5} {'CPU vs NSD':>10} {'q/s vs NSD':>10} {'q/s vs Knot':>11}")
+    for round_ in range(1, args.rounds + 1):
+        line = {name: result for r, name, result in rows if r == round_}
+        nsd_, knot_ = line.get("NSD"), line.get("Knot")
+        for name, result in line.items():
+            if isinstance(result, str):
+                print(f"{round_:>5} {name:<13} skipped: {result}")
+                continue
+            rate, lost, latency, micros, user, system = result
+            vs = [f"{micros / nsd_[3]:.2f}x" if isinstance(nsd_, tuple) else "-",
+                  f"{rate / nsd_[0]:.2f}x" if isinstance(nsd_, tuple) else "-",
+                  f"{rate / knot_[0]:.2f}x" if isinstance(knot_, tuple) else "-"]
+            print(f"{round_:>5} {name:<13} {rate:>10,.0f} {lost:>5.0f} {latency:>10.2f} {micros:>9.2f} "
+                  f"{user:>5.2f} {system:>5.2f} {vs[0]:>10} {vs[1]:>10} {vs[2]:>11}")
 
 
 if __name__ == "__main__":

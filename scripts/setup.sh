@@ -3,7 +3,8 @@
 # benchmarking mcsdns. Run it again at any time: it only does what is missing.
 #
 #   Debian packages  dig (dnsutils) and dnsperf for the quick start, the tests
-#                    and bench/live.py; NSD and Knot for bench/peers.py; and
+#                    and bench/live.py; NSD and Knot for bench/peers.py and the
+#                    zone-file checks (nsd-checkzone, kzonecheck); and
 #                    python3.X-venv where the interpreter lacks ensurepip.
 #                    Skipped when the tools are there; nothing is upgraded.
 #   .venv            a virtualenv of ${PYTHON:-python3} (>= 3.11) holding the
@@ -49,6 +50,7 @@ have dig || packages+=(dnsutils)
 have dnsperf || packages+=(dnsperf)
 have nsd || packages+=(nsd)
 have knotd || packages+=(knot)
+have kzonecheck || packages+=(knot-dnssecutils)
 if ! venv_ok && ! "$python" -c 'import ensurepip' 2>/dev/null; then
   # Debian keeps ensurepip (what `python3 -m venv` needs) in python3.X-venv.
   packages+=("python$version-venv")

@@ -21,6 +21,7 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.zone
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -202,3 +203,24 @@ def wait_for(condition, timeout: float = 20.0, step: float = 0.05, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {timeout}s: {what or condition}")
         time.sleep(step)
+
+
+def zone_answers_match(text: str, server: Server) -> int:
+    """Ask ``server`` for every RRset of a zone file (but the SOA, whose serial
+    starts at each process's clock), alternating UDP and TCP; assert each answer
+    holds exactly that RRset. Returns how many were checked."""
+    parsed = dns.zone.from_text(text, origin=ZONE, relativize=False, check_origin=True)
+    checked = 0
+    for name, node in parsed.nodes.items():
+        for rdataset in node.rdatasets:
+            if rdataset.rdtype == dns.rdatatype.SOA:
+                continue
+            query = dns.message.make_query(name, rdataset.rdtype, use_edns=0, payload=1232)
+            answer = server.query(query, "tcp" if checked % 2 else "udp")
+            if answer.flags & dns.flags.TC:
+                answer = server.query(query, "tcp")
+            found = answer.find_rrset(answer.answer, name, rdataset.rdclass, rdataset.rdtype)
+            assert sorted(map(str, found)) == sorted(map(str, rdataset)), f"{name} {rdataset.rdtype!r}"
+            assert found.ttl == rdataset.ttl
+            checked += 1
+    return checked

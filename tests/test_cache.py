@@ -54,7 +54,7 @@ def test_bounded():
     cache = ResponseCache(Responder(), max_entries=10)
     for index in range(25):
         cache.respond(wire(f"n{index}.shop.svc.clusterset.local.", "A", 0, 1), store.snapshot)
-        assert len(cache._entries) <= 10
+        assert len(cache) <= 10
 
 
 def test_bounded_in_bytes():
@@ -63,4 +63,21 @@ def test_bounded_in_bytes():
     for index in range(20):  # 1.6 kB answers over TCP
         query = dns.message.make_query("big.data.svc.clusterset.local.", "A", use_edns=0, payload=1232 + index)
         cache.respond(query.to_wire(), store.snapshot, udp=False)
-        assert cache._bytes <= 4000 and len(cache._entries) <= 2
+        assert cache._bytes <= 4000 and len(cache) <= 2
+
+
+def test_udp_hits_belong_to_the_snapshot_asked_for():
+    """The dict the UDP loop reads: the engine's bytes less the ID, emptied by a new snapshot."""
+    store = load_store(DATA / "zone")
+    engine, cache = Responder(), ResponseCache(Responder())
+    message = wire("web.shop.svc.clusterset.local.", "A", 0, 7)
+    hits = cache.udp_hits(store.snapshot)
+    assert hits.get(message[2:]) is None
+    cache.answer(message, store.snapshot, True)
+    assert message[:2] + hits[message[2:]][0] == engine.respond(message, store.snapshot, True)
+    store.apply([Upsert(convert({
+        "apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImport",
+        "metadata": {"name": "web", "namespace": "shop"}, "spec": {"type": "ClusterSetIP", "ips": ["10.42.9.9"]}}))])
+    assert cache.udp_hits(store.snapshot) is hits and not hits
+    cache.answer(message, store.snapshot, True)
+    assert message[:2] + hits[message[2:]][0] == engine.respond(message, store.snapshot, True)

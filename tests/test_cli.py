@@ -9,6 +9,7 @@ import dns.message
 import dns.rcode
 import pytest
 
+from mcsdns.cli import config_from
 from tests.helpers import DATA, Server, ipv6_loopback, run_cli
 
 ZONE_DIR = str(DATA / "zone")
@@ -31,7 +32,35 @@ BAD = [
     ("unknown flag", ["--source", ZONE_DIR, "--frobnicate"], {}, "unrecognized arguments"),
     ("bad env ttl", ["--source", ZONE_DIR], {"MCSDNS_TTL": "x"}, "--ttl: 'x' is not a number"),
     ("bad env listen", ["--source", ZONE_DIR], {"MCSDNS_LISTEN": "nowhere"}, "is not HOST:PORT"),
+    ("rrl exempt not a network", ["--source", ZONE_DIR, "--rrl-exempt", "10.0.0.0/33"], {}, "--rrl-exempt: '10.0.0.0/33'"),
+    ("bad env rrl exempt", ["--source", ZONE_DIR], {"MCSDNS_RRL_EXEMPT": "coredns"}, "is not an IP network"),
+    ("rrl slip out of range", ["--source", ZONE_DIR, "--rrl-slip", "11"], {}, "--rrl-slip: 11 is not between"),
+    ("rrl prefix too short", ["--source", ZONE_DIR, "--rrl-ipv4-prefix", "4"], {}, "--rrl-ipv4-prefix: 4 is not between"),
+    ("tcp buffer too small", ["--source", ZONE_DIR, "--tcp-max-buffered", "10"], {}, "--tcp-max-buffered: 10 is not"),
+    ("tcp read timeout 0", ["--source", ZONE_DIR, "--tcp-read-timeout", "0"], {}, "--tcp-read-timeout: 0.0 is not"),
+    ("bad transfer network", ["--source", ZONE_DIR, "--transfer-allow", "10.0.0.0/33"], {}, "--transfer-allow: '10.0.0.0/33' is not an IP network"),
+    ("missing key file", ["--source", ZONE_DIR, "--tsig-key-file", "/nonexistent"], {}, "--tsig-key-file: cannot read /nonexistent"),
+    ("empty key file", ["--source", ZONE_DIR, "--tsig-key-file", "/dev/null"], {}, "holds no key"),
+    ("tsig required, no key", ["--source", ZONE_DIR, "--transfer-require-tsig"], {}, "--transfer-require-tsig needs --tsig-key-file"),
+    ("notify hostname", ["--source", ZONE_DIR, "--notify", "ns2.example:53"], {}, "--notify: 'ns2.example' is not an IP address"),
+    ("ixfr history negative", ["--source", ZONE_DIR], {"MCSDNS_IXFR_HISTORY": "-1"}, "--ixfr-history: -1 is not between"),
 ]
+
+# (argv after the source, environment, the Config fields expected)
+RRL_SETTINGS = [
+    ([], {}, dict(rrl_rate=1000, rrl_nxdomain_rate=1000, rrl_error_rate=1000, rrl_exempt=("127.0.0.0/8", "::1/128"))),
+    (["--rrl-rate", "50"], {}, dict(rrl_rate=50, rrl_nxdomain_rate=50, rrl_error_rate=50)),  # the others follow
+    (["--rrl-rate", "50", "--rrl-error-rate", "5"], {}, dict(rrl_nxdomain_rate=50, rrl_error_rate=5)),
+    (["--rrl-exempt", "none"], {}, dict(rrl_exempt=())),
+    ([], {"MCSDNS_RRL_EXEMPT": "10.244.0.0/16, 10.96.0.10"}, dict(rrl_exempt=("10.244.0.0/16", "10.96.0.10/32"))),
+    (["--tcp-max-in-flight", "8", "--tcp-write-timeout", "1.5"], {}, dict(tcp_max_in_flight=8, tcp_write_timeout=1.5)),
+]
+
+
+@pytest.mark.parametrize("argv,env,expected", RRL_SETTINGS)
+def test_abuse_limits_from_flags_and_environment(argv, env, expected):
+    config = config_from(["serve", "--source", ZONE_DIR, *argv], env)
+    assert {field: getattr(config, field) for field in expected} == expected
 
 
 @pytest.mark.parametrize("what,argv,env,message", BAD, ids=[b[0] for b in BAD])

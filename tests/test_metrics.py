@@ -17,13 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from mcsdns.engine.cache import ResponseCache
 from mcsdns.engine.respond import Responder
 from mcsdns.engine.tally import unpack
+from tests import ednscomp
 from tests.helpers import DATA, Server, ipv6_loopback, wait_for
 
 SIZE_BOUNDS = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000)
 DNS_FAMILIES = (
     "mcsdns_dns_requests", "mcsdns_dns_responses", "mcsdns_dns_truncated_responses", "mcsdns_dns_dropped_messages",
     "mcsdns_dns_request_duration_seconds", "mcsdns_dns_response_size_bytes", "mcsdns_cache_hits",
-    "mcsdns_cache_misses", "mcsdns_tcp_connections_refused",
+    "mcsdns_cache_misses",
 )
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -130,13 +131,15 @@ ANSWERED = [
     ("NODATA TXT", query("web." + SHOP, "TXT"), "udp", "TXT", "NOERROR", False),
     ("SOA", query("clusterset.local.", "SOA"), "tcp", "SOA", "NOERROR", False),
     ("REFUSED outside", query("example.com.", "A"), "udp", "A", "REFUSED", False),
-    ("AXFR refused", query("clusterset.local.", "AXFR"), "tcp", "AXFR", "REFUSED", False),
+    # over UDP: a TCP transfer skips the response cache (tests/test_transfer.py counts it)
+    ("AXFR refused", query("clusterset.local.", "AXFR"), "udp", "AXFR", "REFUSED", False),
     ("other type", query("web." + SHOP, "MX"), "udp", "other", "NOERROR", False),
     ("TC answer", query("big.data.svc.clusterset.local.", "A", payload=None), "udp", "A", "NOERROR", True),
     ("big over TCP", query("big.data.svc.clusterset.local.", "A"), "tcp", "A", "NOERROR", False),
     ("FORMERR", struct.pack("!6H", 5, 0, 0, 0, 0, 0), "udp", "other", "FORMERR", False),
     ("NOTIMP", struct.pack("!6H", 5, 0x2000, 0, 0, 0, 0), "tcp", "other", "NOTIMP", False),
     ("BADVERS", bad_version_query(), "udp", "A", "BADVERS", False),
+    ("NOTAUTH, TSIG of an unknown key", ednscomp.query(ednscomp.BY_NAME["dnswkk"], 9), "udp", "SOA", "NOTAUTH", False),
 ]
 DROPPED = [
     ("short datagram", b"\x00\x01\x02", "udp"),
@@ -157,7 +160,8 @@ def test_answers_move_exactly_their_metrics(server, what, wire, proto, qtype, rc
     before = scrape(server)
     responses = [exchange(server, wire, proto) for _ in range(2)]
     assert all(responses), "no answer"
-    assert dns.message.from_wire(responses[0], ignore_trailing=True).rcode() == dns.rcode.from_text(rcode)
+    parsed = dns.message.from_wire(responses[0], ignore_trailing=True, keyring=False)  # keyring: TSIG unverified
+    assert parsed.rcode() == dns.rcode.from_text(rcode)
     expected = answered(proto, qtype, rcode, [len(r) for r in responses], hits=1, truncated=truncated)
     assert changes(before, scrape(server)) == expected
 
@@ -189,16 +193,20 @@ def test_histogram_counts_every_query_of_a_burst(server):
     assert [value for _, value in buckets] == sorted(value for _, value in buckets)  # cumulative
 
 
-def test_tcp_connections_refused_counted():
+def test_tcp_connections_closed_counted_by_reason():
     strict = Server(DATA / "zone", "--tcp-max-connections", "1").wait_ready()
     try:
         before = scrape(strict)
-        with socket.create_connection((strict.host, strict.port), timeout=3):
+        with socket.create_connection((strict.host, strict.port), timeout=3) as first:
             time.sleep(0.2)
-            with socket.create_connection((strict.host, strict.port), timeout=3) as extra:
-                extra.settimeout(3)
-                assert extra.recv(10) == b""  # closed at once
-        assert changes(before, scrape(strict)) == {sample("mcsdns_tcp_connections_refused_total"): 1}
+            with socket.create_connection((strict.host, strict.port), timeout=3):
+                first.settimeout(3)
+                assert first.recv(10) == b""  # evicted to make room for the second
+        wait_for(lambda: scrape(strict)[sample("mcsdns_tcp_connections")] == 0, what="both gone")
+        assert changes(before, scrape(strict), families=("mcsdns_tcp_connections_closed",)) == {
+            sample("mcsdns_tcp_connections_closed_total", reason="evicted"): 1,
+            sample("mcsdns_tcp_connections_closed_total", reason="client"): 1,
+        }
     finally:
         strict.stop()
 

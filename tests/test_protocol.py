@@ -182,20 +182,19 @@ def test_tcp_idle_connection_closed(strict_server):
         assert 0.3 < time.monotonic() - started < 3
 
 
-def test_tcp_connection_cap(strict_server):
+def test_tcp_connection_cap_evicts_the_longest_idle(strict_server):
     held = [socket.create_connection((strict_server.host, strict_server.port), timeout=3) for _ in range(2)]
     try:
-        time.sleep(0.2)
-        with socket.create_connection((strict_server.host, strict_server.port), timeout=3) as extra:
-            assert extra.recv(1) == b""  # closed at once, over the cap
+        time.sleep(0.1)
+        query = dns.message.make_query(WEB, "A")
+        assert strict_server.query(query, "tcp").answer  # a third client is answered, over the cap
+        held[0].settimeout(3)
+        assert held[0].recv(1) == b""  # the oldest idle one made room (RFC 7766 6.2.3)
         _, metrics = strict_server.http("/metrics")
-        assert "mcsdns_tcp_connections_refused_total 1.0" in metrics
+        assert 'mcsdns_tcp_connections_closed_total{reason="evicted"} 1.0' in metrics
     finally:
         for sock in held:
             sock.close()
-    time.sleep(0.2)
-    query = dns.message.make_query(WEB, "A")
-    assert strict_server.query(query, "tcp").answer  # room again once they are gone
 
 
 def test_tcp_short_frame_and_garbage(live_server):

@@ -12,14 +12,22 @@ import logging
 import struct
 
 from ..zone.snapshot import Snapshot
+from ..zone.zoneset import ZoneSet
 from .lookup import Outcome, Result, lookup
-from .wire import HEADER, Dropped, FormError, NotImplementedOpcode, Query, parse_query, read_header
+from .wire import HEADER, TYPE_TSIG, Dropped, FormError, NotImplementedOpcode, Query, Tsig, parse_query, read_header
 
 log = logging.getLogger(__name__)
-NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED, NOTAUTH = 0, 1, 2, 3, 4, 5, 9
 BADVERS = 16  # extended RCODE (RFC 6891 9): the upper 8 bits travel in OPT
+BADKEY = 17  # a TSIG error (RFC 8945 5.2), carried in the TSIG record, not the header
 QR, AA, TC = 0x8000, 0x0400, 0x0200
-KEPT_FLAGS = 0x7800 | 0x0100 | 0x0010  # opcode, RD, CD are copied from the query
+OPCODE = 0x7800
+KEPT_FLAGS = OPCODE | 0x0100 | 0x0010  # opcode, RD, CD are copied from the query
+# What a header-only error keeps of the query's flags. RD and CD mean something
+# only for QUERY: NOTIMP to an unknown opcode echoes the opcode alone (RFC 1035
+# 4.1.1; ISC's genreport flags any other bit).
+_BARE_FLAGS = {NOTIMP: OPCODE, FORMERR: KEPT_FLAGS}
+TSIG_RR = struct.Struct("!HHIH")
 ANSWER_POINTER = b"\xc0\x0c"  # the question name always starts at offset 12
 CLASSIC_UDP = 512  # RFC 1035 4.2.1, without EDNS
 TCP_LIMIT = 65535
@@ -42,7 +50,7 @@ class Responder:
         # 1232 avoids IP fragmentation on any path (DNS Flag Day 2020).
         self.max_udp_payload = max(CLASSIC_UDP, min(max_udp_payload, TCP_LIMIT))
 
-    def respond(self, message: bytes, snapshot: Snapshot, udp: bool = True) -> bytes | None:
+    def respond(self, message: bytes, snapshot: Snapshot | ZoneSet, udp: bool = True) -> bytes | None:
         """The response to send, or None when the message deserves none."""
         try:
             query = parse_query(message)
@@ -53,11 +61,15 @@ class Responder:
         if query.edns is not None and query.edns.version > 0:
             return self._build(query, BADVERS, False, [], [], [], CLASSIC_UDP)  # RFC 6891 6.1.3
         limit = self._limit(query, udp)
+        if query.tsig is not None:
+            # We hold no TSIG keys, so every key is unknown: NOTAUTH with TSIG error
+            # BADKEY (RFC 8945 5.2), the TSIG unsigned (5.3.2: MAC Size 0).
+            return self._build(query, NOTAUTH, False, [], [], [], limit, _unsigned_tsig(query.tsig, BADKEY))
         try:
-            return self._answer(query, lookup(snapshot, query.labels, query.qtype, query.qclass), snapshot, limit)
+            return self._answer(query, lookup(snapshot, query.labels, query.qtype, query.qclass), limit)
         except Exception:  # a bug costs this answer (SERVFAIL), never the server
             log.exception("SERVFAIL for %r", query.labels)
-            return self._answer(query, Result(Outcome.SERVFAIL), snapshot, limit)
+            return self._answer(query, Result(Outcome.SERVFAIL), limit)
 
     def _limit(self, query: Query, udp: bool) -> int:
         if not udp:
@@ -66,31 +78,31 @@ class Responder:
             return CLASSIC_UDP
         return max(CLASSIC_UDP, min(query.edns.payload, self.max_udp_payload))
 
-    def _answer(self, query: Query, result: Result, snapshot: Snapshot, limit: int) -> bytes:
+    def _answer(self, query: Query, result: Result, limit: int) -> bytes:
         rcode, authoritative, negative = _SHAPES[result.outcome]
         answer, authority, additional = [], [], []
         if authoritative:
             # The zone apex inside the question, for owners below the apex.
-            apex = struct.pack("!H", 0xC000 | _apex_offset(query, snapshot))
+            apex = struct.pack("!H", 0xC000 | query.offsets[len(query.labels) - result.apex])
             if negative:
-                authority.append(apex + snapshot.negative_soa)
+                authority.append(apex + result.soa)
             if result.rrset is not None:
                 answer = [ANSWER_POINTER + tail for tail in result.rrset.tails]
                 additional = [glue.owner + apex + t for glue in result.rrset.glue for t in glue.tails]
         return self._build(query, rcode, authoritative, answer, authority, additional, limit)
 
-    def _build(self, query, rcode, authoritative, answer, authority, additional, limit) -> bytes:
+    def _build(self, query, rcode, authoritative, answer, authority, additional, limit, tsig=b"") -> bytes:
         opt = self._opt(query, rcode)
         flags = QR | (query.flags & KEPT_FLAGS) | (AA if authoritative else 0) | (rcode & 0xF)
         sections = [answer, authority, additional]
-        message = _pack(query, flags, sections, opt)
+        message = _pack(query, flags, sections, opt, tsig)
         if len(message) > limit and additional:
             # Additional data is optional: drop it before truncating (RFC 2181 9).
             sections[2] = []
-            message = _pack(query, flags, sections, opt)
+            message = _pack(query, flags, sections, opt, tsig)
         if len(message) > limit:
             # RFC 1035 4.2.1 / RFC 7766: TC with the question, the client retries on TCP.
-            message = _pack(query, flags | TC, [[], [], []], opt)
+            message = _pack(query, flags | TC, [[], [], []], opt, tsig)
         return message
 
     def _opt(self, query: Query, rcode: int) -> bytes:
@@ -100,16 +112,18 @@ class Responder:
         return b"\x00" + struct.pack("!HHIH", 41, self.max_udp_payload, ttl, 0)
 
 
-def _pack(query: Query, flags: int, sections: list[list[bytes]], opt: bytes) -> bytes:
+def _pack(query: Query, flags: int, sections: list[list[bytes]], opt: bytes, tsig: bytes = b"") -> bytes:
     answer, authority, additional = sections
-    header = HEADER.pack(query.id, flags, 1, len(answer), len(authority), len(additional) + bool(opt))
-    return b"".join((header, query.question, *answer, *authority, *additional, opt))
+    header = HEADER.pack(query.id, flags, 1, len(answer), len(authority), len(additional) + bool(opt) + bool(tsig))
+    return b"".join((header, query.question, *answer, *authority, *additional, opt, tsig))
 
 
-def _apex_offset(query: Query, snapshot: Snapshot) -> int:
-    """Where the apex starts inside the question; only asked of names in the zone,
-    which the zone's (non-empty) origin ends, so the label is always there."""
-    return query.offsets[len(query.labels) - len(snapshot.origin)]
+def _unsigned_tsig(tsig: Tsig, error: int) -> bytes:
+    """The TSIG of an error response: the query's key, algorithm, time and fudge,
+    no MAC, the error (RFC 8945 4.2, 5.3.2). Echoing the query's Time Signed
+    keeps the engine free of clocks and the response a function of the query."""
+    rdata = tsig.algorithm + tsig.signed + b"\x00\x00" + struct.pack("!HHH", tsig.original_id, error, 0)
+    return tsig.key + TSIG_RR.pack(TYPE_TSIG, 255, 0, len(rdata)) + rdata  # CLASS ANY, TTL 0
 
 
 def _bare_error(message: bytes, rcode: int) -> bytes | None:
@@ -118,4 +132,4 @@ def _bare_error(message: bytes, rcode: int) -> bytes | None:
         ident, flags, _ = read_header(message)
     except Dropped:
         return None
-    return HEADER.pack(ident, QR | (flags & KEPT_FLAGS) | rcode, 0, 0, 0, 0)
+    return HEADER.pack(ident, QR | (flags & _BARE_FLAGS[rcode]) | rcode, 0, 0, 0, 0)

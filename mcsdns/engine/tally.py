@@ -19,12 +19,14 @@ _TYPE_INDEX = {1: 0, 28: 1, 33: 2, 16: 3, 6: 4, 2: 5, 12: 6, 255: 7, 252: 8, 251
 OTHER_TYPE = len(TYPES) - 1
 
 # Every RCODE the responder sends, plus "other" to keep the set closed.
-RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other")
-_RCODE_INDEX = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 16: 6}
+RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "NOTAUTH", "BADVERS", "other")
+_RCODE_INDEX = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 9: 6, 16: 7}
 OTHER_RCODE = len(RCODES) - 1
 
 SIZE_BITS = 16  # a DNS message is at most 65535 bytes
-_OPT_TAIL = 11  # the responder's OPT: root name, TYPE 41, CLASS, TTL, RDLENGTH 0, always last
+# The responder's OPT: root name, TYPE 41, CLASS, TTL, RDLENGTH 0, last but for a
+# TSIG, which only NOTAUTH answers carry (no extended RCODE bits to read then).
+_OPT_TAIL = 11
 _OPT_START = b"\x00\x00\x29"
 _COUNT = struct.Struct("!H")
 

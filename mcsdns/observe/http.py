@@ -1,6 +1,7 @@
-"""/healthz, /readyz and /metrics over a few lines of HTTP/1.1.
+"""/healthz, /readyz and /metrics (and, when enabled, /debug/explain) over a
+few lines of HTTP/1.1.
 
-Three fixed GET paths do not justify a web framework; each response closes the
+A few fixed GET paths do not justify a web framework; each response closes the
 connection, and a request that is too big or too slow is dropped.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Callable
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -18,9 +20,15 @@ READ_TIMEOUT = 5.0
 
 
 class HealthServer:
-    def __init__(self, metrics: Metrics, readiness: Callable[[], tuple[bool, str]]) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        readiness: Callable[[], tuple[bool, str]],
+        explain: Callable[[str, str], tuple[bool, str]] | None = None,
+    ) -> None:
         self.metrics = metrics
         self.readiness = readiness  # () -> (ready, one line of detail)
+        self.explain = explain  # (name, type) -> (understood, text); None: the path does not exist
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -39,6 +47,13 @@ class HealthServer:
                 return (200 if ready else 503), "text/plain", detail.encode() + b"\n"
             case "/metrics":
                 return 200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
+            case "/debug/explain" if self.explain is not None:
+                query = parse_qs(path.partition("?")[2])
+                name, qtype = query.get("name", [""])[0], query.get("type", ["A"])[0]
+                if not name:
+                    return 400, "text/plain", b"usage: /debug/explain?name=NAME&type=TYPE\n"
+                understood, text = self.explain(name, qtype)
+                return (200 if understood else 400), "text/plain", text.encode() + b"\n"
         return 404, "text/plain", b"not found\n"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -46,7 +61,7 @@ class HealthServer:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
             method, path, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
             status, kind, body = self.route(path) if method in ("GET", "HEAD") else (405, "text/plain", b"")
-            reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
+            reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
             header = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             writer.write(header.encode() + (body if method == "GET" else b""))
             await writer.drain()

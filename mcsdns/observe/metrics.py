@@ -7,7 +7,8 @@ costs about as much as answering a query from the cache, so none is made on
 that path. One registry per app (fresh per test).
 
 Labels are bounded: proto udp|tcp, family 1|2, type one of eleven, rcode one of
-eight, resource one of four, reason and field from fixed sets.
+eight, resource one of four, reason and field from fixed sets, RRL action and
+kind two and three.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from prometheus_client.registry import Collector
 
 from ..engine.tally import unpack
 from ..source.stats import SourceStats
+from ..transport.rrl import KINDS, RateLimiter
 from ..transport.stats import DURATION_BOUNDS, TransportStats
+from ..transport.tcp import CLOSE_REASONS
 from ..zone.snapshot import Snapshot
 
 # CoreDNS's response size buckets (plugin/pkg/... SizeBuckets), bytes.
@@ -49,6 +52,9 @@ class Observed:
     source: SourceStats = field(default_factory=SourceStats)
     rejected: Counter = field(default_factory=Counter)  # (kind, field) -> objects
     partial: Counter = field(default_factory=Counter)  # (kind, field) -> objects served less a part
+    rrl: RateLimiter | None = None  # None when rate limiting is off
+    transfers: Counter = field(default_factory=Counter)  # kind (axfr, ixfr, refused...) -> zone transfers
+    notifies: Counter = field(default_factory=Counter)  # sent, answered, gave-up -> NOTIFY messages/targets
     changed_at: float | None = None  # monotonic time of the last publish that moved the serial
     clock: Callable[[], float] = time.monotonic
 
@@ -100,9 +106,16 @@ class _Collector(Collector):
             durations.add_metric([name], _buckets(DURATION_BOUNDS, proto.durations), proto.duration_sum)
             sizes.add_metric([name], _buckets(SIZE_BOUNDS, proto.size_buckets()), proto.size_sum())
         yield from (requests, responses, truncated, dropped, durations, sizes)
-        yield CounterMetricFamily(
-            "mcsdns_tcp_connections_refused", "TCP connections closed at once: over --tcp-max-connections", total.refused
+        closed = CounterMetricFamily(
+            "mcsdns_tcp_connections_closed", "TCP connections closed, by why: the client, idle, evicted (to make room "
+            "at --tcp-max-connections), read_timeout, write_timeout, limit (queries sent far ahead), error, shutdown",
+            labels=["reason"],
         )
+        for reason in CLOSE_REASONS:
+            closed.add_metric([reason], total.closed[reason])
+        yield closed
+        yield GaugeMetricFamily("mcsdns_tcp_connections", "TCP connections open now", total.connections)
+        yield from _rrl(self.observed.rrl)
         yield CounterMetricFamily("mcsdns_cache_hits", "Responses served from the response cache", total.hits)
         yield CounterMetricFamily("mcsdns_cache_misses", "Responses built because the cache did not hold them", total.misses)
 
@@ -120,6 +133,20 @@ class _Collector(Collector):
             "mcsdns_source_outage", "1 while the source has lost its view (serving the last good zone)",
             int(observed.outage()),
         )
+
+        transfers = CounterMetricFamily(
+            "mcsdns_zone_transfers", "AXFR/IXFR requests by outcome: axfr, ixfr, ixfr-full (history gone), "
+            "up-to-date, refused, unsigned, badkey, badsig, badtime, notauth...", labels=["kind"],
+        )
+        for kind, count in sorted(observed.transfers.items()):
+            transfers.add_metric([kind], count)
+        yield transfers
+        notifies = CounterMetricFamily(
+            "mcsdns_notify", "NOTIFY to secondaries: messages sent, answered, targets given up on", labels=["result"]
+        )
+        for result in ("sent", "answered", "gave-up"):
+            notifies.add_metric([result], observed.notifies[result])
+        yield notifies
 
     def _source(self) -> Iterator[Metric]:
         stats = self.observed.source
@@ -177,7 +204,8 @@ class _Totals:
     protos: defaultdict = field(default_factory=lambda: defaultdict(_Proto))
     hits: int = 0
     misses: int = 0
-    refused: int = 0
+    closed: Counter = field(default_factory=Counter)
+    connections: int = 0
 
     @classmethod
     def of(cls, transports: list[TransportStats]) -> "_Totals":
@@ -187,7 +215,8 @@ class _Totals:
             proto.dropped += stats.dropped
             proto.duration_sum += stats.duration_sum
             proto.durations = [a + b for a, b in zip(proto.durations, stats.durations)]
-            totals.refused += stats.refused
+            totals.closed.update(stats.closed)
+            totals.connections += stats.connections
             for tally, count in list(stats.tallies.items()):
                 kind, rcode, tc, hit, size = unpack(tally)
                 proto.requests[(str(stats.family), kind)] += count
@@ -199,6 +228,22 @@ class _Totals:
                 else:
                     totals.misses += count
         return totals
+
+
+def _rrl(limiter: RateLimiter | None) -> Iterator[Metric]:
+    """What rate limiting held back; absent when it is off."""
+    if limiter is None:
+        return
+    held = CounterMetricFamily(
+        "mcsdns_rrl_responses", "UDP responses held back by rate limiting (RRL): dropped, or slipped (sent as a "
+        "tiny TC=1 answer instead), by kind: answer (per name and type), nxdomain, error", labels=["action", "kind"],
+    )
+    for index, kind in enumerate(KINDS):
+        held.add_metric(["dropped", kind], limiter.dropped[index])
+        held.add_metric(["slipped", kind], limiter.slipped[index])
+    yield held
+    yield GaugeMetricFamily("mcsdns_rrl_buckets", "Rate-limiting buckets held: those used this second, and those in debt "
+                            "(with --rrl-window)", limiter.buckets)
 
 
 def _bucket(bounds, value) -> int:

@@ -13,8 +13,9 @@ from collections import Counter
 
 WATCH_EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
 # Why a list+watch loop went round again: the server ended the watch (closed), it
-# stayed silent past the read timeout (timeout), the stream broke (broken), the
-# resourceVersion expired (expired, 410), or anything else (error).
+# stayed silent past the read timeout or did not answer a probe (timeout), the
+# stream broke (broken), the resourceVersion expired (expired, 410), or anything
+# else (error).
 RESTART_REASONS = ("closed", "timeout", "broken", "expired", "error")
 
 

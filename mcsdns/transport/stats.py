@@ -22,7 +22,8 @@ class TransportStats:
         self.durations = [0] * (len(DURATION_BOUNDS) + 1)  # per bucket, the last is +Inf
         self.duration_sum = 0.0
         self.dropped = 0  # messages that got no answer: short, a response, a bug
-        self.refused = 0  # TCP connections closed at once, over the cap
+        self.closed: defaultdict[str, int] = defaultdict(int)  # TCP connections closed, by reason
+        self.connections = 0  # TCP connections open now
 
     def timed(self, answered: int, seconds: float) -> None:
         """``answered`` requests took ``seconds`` together: each counts as their mean."""

@@ -10,6 +10,9 @@ per wakeup, not per query: a clock read costs as much as a cached answer. So a
 UDP request's duration is the mean over the queries answered in its wakeup
 (one, when the server is not busy): the histogram's count and sum are exact,
 its buckets hold those means.
+
+Response rate limiting (``rrl.py``) is one call per answer, when it is on; what
+it drops or truncates is counted there, not as a response sent.
 """
 
 from __future__ import annotations
@@ -20,23 +23,29 @@ import socket
 from time import perf_counter
 from typing import Callable
 
+from . import batch as batching
 from .stats import TransportStats
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[bytes, bool], "tuple[bytes | None, int]"]  # (message, over_udp) -> (response, tally)
+Limiter = Callable[[bytes, bytes, tuple], "bytes | None"]  # (message, response, peer) -> what to send
 MAX_DATAGRAM = 65535
 BURST = 256  # datagrams per wakeup before yielding to the loop
 RECEIVE_BUFFER = 4 * 2**20
 
 
-def bind_udp(host: str, port: int) -> socket.socket:
+def bind_udp(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """``reuse_port``: share the port with the other workers (SO_REUSEPORT: the
+    kernel spreads flows over the sockets by a hash of the source address)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         _grow_receive_buffer(sock)
         sock.bind((host, port))
         sock.setblocking(False)
@@ -66,16 +75,36 @@ def family_label(host: str) -> int:
     return 2 if ":" in host else 1
 
 
+Hits = Callable[[], "dict[bytes, tuple[bytes, int]]"]  # () -> the cache's UDP entries now (ResponseCache.udp_hits)
+
+
+def _no_hits() -> dict:
+    return {}
+
+
 class UdpServer:
-    def __init__(self, sock: socket.socket, handler: Handler) -> None:
+    """``hits``, when given, is asked once per wakeup for the response cache's UDP
+    entries, and a hit is answered from them without calling ``handler``.
+    ``batch`` reads and answers with recvmmsg/sendmmsg (``batch.py``) where the
+    system has them; ``rrl`` sees every answer in both loops."""
+
+    def __init__(
+        self, sock: socket.socket, handler: Handler, hits: Hits | None = None, batch: bool = False,
+        rrl: Limiter | None = None,
+    ) -> None:
         self.sock = sock
         self.handler = handler
+        self.hits = hits or _no_hits
+        self.rrl = rrl  # response rate limiting (see rrl.py); None when off
         self.stats = TransportStats("udp", 2 if sock.family == socket.AF_INET6 else 1)
+        self.batched = batch and batching.available()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self.sock.fileno(), self._drain)
+        reader = (batching.BatchDrain(self.sock, self.handler, self.hits, self.stats, self.rrl)
+                  if self.batched else self._drain)
+        self._loop.add_reader(self.sock.fileno(), reader)
 
     def close(self) -> None:
         if self._loop is not None:
@@ -83,7 +112,8 @@ class UdpServer:
         self.sock.close()
 
     def _drain(self) -> None:
-        recvfrom, sendto, handler = self.sock.recvfrom, self.sock.sendto, self.handler
+        recvfrom, sendto, handler, rrl = self.sock.recvfrom, self.sock.sendto, self.handler, self.rrl
+        hits = self.hits().get  # the zone cannot change during this call: it changes on this thread
         stats = self.stats
         tallies, received, skipped = stats.tallies, BURST, 0
         started = perf_counter()
@@ -98,9 +128,18 @@ class UdpServer:
                 skipped += 1
                 continue
             try:
-                response, tally = handler(message, True)
-                if response is None:
-                    stats.dropped += 1
+                hit = hits(message[2:])
+                if hit is not None:  # answered from the cache: no call into it
+                    response, tally = message[:2] + hit[0], hit[1]
+                else:
+                    response, tally = handler(message, True)
+                    if response is None:
+                        stats.dropped += 1
+                        skipped += 1
+                        continue
+                if rrl is not None and (sent := rrl(message, response, peer)) is not response:
+                    if sent is not None:  # a TC=1 slip; it and drops are counted by the limiter
+                        sendto(sent, peer)
                     skipped += 1
                     continue
                 sendto(response, peer)

@@ -20,18 +20,28 @@ from ..model.records import Service, ServiceImport
 from .build import Names, Target, clusterset_ips, cluster_set_ip_names, headless_targets, local_backends
 from .build import ready_addresses, srv_pairs
 from .headless import SliceView, assemble
+from .reverse import owners_in
+from .rrset import EMPTY_NON_TERMINAL, Labels, Node, address_rrsets
 from .settings import ZoneSettings
 
 
 class ServiceEntry:
-    __slots__ = ("settings", "imported", "part", "_names", "_records")
+    __slots__ = ("settings", "imported", "part", "clusters", "_names", "_records", "_reverse")
 
-    def __init__(self, settings: ZoneSettings, imported: ServiceImport, part: Target | tuple[SliceView, ...]):
+    def __init__(
+        self,
+        settings: ZoneSettings,
+        imported: ServiceImport,
+        part: Target | tuple[SliceView, ...],
+        clusters: tuple[tuple[Labels, tuple[str, ...]], ...] = (),
+    ):
         self.settings = settings
         self.imported = imported
         self.part = part  # ClusterSetIP: its Target; headless: its slices' ready views, in key order
+        self.clusters = clusters  # --lighthouse-names: (cluster labels, its ready addresses)
         self._names: Names | None = None
         self._records: int | None = None
+        self._reverse: dict[bytes, tuple[bytes, ...]] | None = None
 
     @property
     def names(self) -> Names:
@@ -41,8 +51,29 @@ class ServiceEntry:
                 names = cluster_set_ip_names(self.settings, self.imported, self.part)
             else:
                 names = assemble(self.settings, self.imported, self.part)
+            if self.clusters:
+                names = with_cluster_names(names, self.clusters, self.settings.ttl)
             self._names = names
         return names
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every address the names publish, from the inputs (nothing packed):
+        what the reverse index holds for this service."""
+        if isinstance(self.part, Target):
+            published = self.part.addresses
+        else:
+            published = ready_addresses([view.slice for view in self.part])
+        if self.clusters:
+            published = tuple(dict.fromkeys((*published, *(ip for _, ips in self.clusters for ip in ips))))
+        return published
+
+    def reverse(self, suffix: Labels) -> dict[bytes, tuple[bytes, ...]]:
+        """Packed address -> the owner names of its PTRs (``reverse.owners_in``),
+        worked out on the first PTR query for one of them, then kept."""
+        if self._reverse is None:
+            self._reverse = owners_in(self.names.items(), suffix)
+        return self._reverse
 
     @property
     def built(self) -> bool:
@@ -60,7 +91,8 @@ class ServiceEntry:
                 everything, targets = ready_addresses(slices), headless_targets(slices)
             pairs = srv_pairs([t for t in targets if t.addresses])
             below = sum(len(t.addresses) for t in targets if t.below)
-            self._records = len(everything) + below + sum(len(p) for p in pairs.values())
+            clusters = sum(len(ips) for _, ips in self.clusters)
+            self._records = len(everything) + below + clusters + sum(len(p) for p in pairs.values())
         return self._records
 
     def __eq__(self, other: object) -> bool:
@@ -68,6 +100,7 @@ class ServiceEntry:
             isinstance(other, ServiceEntry)
             and self.imported == other.imported
             and self.part == other.part
+            and self.clusters == other.clusters
             and self.settings == other.settings
         )
 
@@ -88,13 +121,39 @@ def build_service(
     it decides NXDOMAIN and the namespace's existence). ``views`` are its
     slices' ready views in key order."""
     ready = tuple(view for view in views if view.slice.endpoints)
+    clusters = cluster_addresses([view.slice for view in ready]) if settings.lighthouse_names else ()
     if imported.headless:
         if not ready:
             return None  # spec 2.4.1: no ready endpoint -> NXDOMAIN
-        return ServiceEntry(settings, imported, ready)
+        return ServiceEntry(settings, imported, ready, clusters)
     slices = [view.slice for view in ready]
     local = local_backends(imported, slices, settings.local_cluster)
     target = local or Target((), clusterset_ips(imported, slices, derived), imported.ports)
     if not target.addresses and not imported.ports:
         return None  # no address and no port: the import is not served (as CoreDNS)
-    return ServiceEntry(settings, imported, target)
+    return ServiceEntry(settings, imported, target, clusters)
+
+
+def cluster_addresses(slices) -> tuple[tuple[Labels, tuple[str, ...]], ...]:
+    """Each cluster's ready addresses (its service IP for lighthouse's slices,
+    its pods' for other producers), by cluster id, for --lighthouse-names."""
+    by_cluster: dict[str, list] = {}
+    for piece in slices:
+        if piece.cluster:
+            by_cluster.setdefault(piece.cluster, []).append(piece)
+    return tuple(
+        (tuple(label.encode() for label in cluster.split(".")), ready_addresses(pieces))
+        for cluster, pieces in sorted(by_cluster.items())
+    )
+
+
+def with_cluster_names(names: Names, clusters, ttl: int) -> Names:
+    """The names plus <cluster>.<svc>: A/AAAA of that cluster's ready addresses."""
+    names = dict(names)
+    for below, addresses in clusters:
+        if addresses:
+            node = names.get(below)
+            names[below] = Node({**(node.rrsets if node else {}), **address_rrsets(addresses, ttl)})
+            for cut in range(1, len(below)):
+                names.setdefault(below[cut:], EMPTY_NON_TERMINAL)
+    return names

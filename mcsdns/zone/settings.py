@@ -24,6 +24,15 @@ class ZoneSettings:
     # (--ns-address; the manifests pass the pod IP). Empty: that name has no
     # address, which only a secondary or a zone validator would ever ask for.
     ns_addresses: tuple[str, ...] = ()
+    # PTR names for every address published (--ptr); ``reverse_zones`` are the
+    # reverse zones we are the authority for (--reverse-zone): below them a name
+    # we do not own is NXDOMAIN; elsewhere it is REFUSED, as any name not ours.
+    ptr: bool = True
+    # Submariner lighthouse's per-cluster names <cluster>.<svc>.<ns>.svc.<zone>
+    # (--lighthouse-names): that cluster's ready addresses. The MCS spec keeps
+    # those names free of addresses (reserved), so off by default.
+    lighthouse_names: bool = False
+    reverse_zones: tuple[str, ...] = ()
 
     @property
     def labels(self) -> Labels:

@@ -7,12 +7,14 @@ updates stay incremental while readers never see a half-applied change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+from dataclasses import dataclass, field
 
 import dnslib
 import immutables
 
 from .entry import ServiceEntry
+from .reverse import keys_of, owners_in, packed, reverse_zone_labels
 from .rrset import EMPTY_NON_TERMINAL, NS, SOA, TXT, Glue, Labels, Node, RRset, address_rrsets, tail, wire_labels
 from .settings import ZoneSettings
 
@@ -26,6 +28,32 @@ class Snapshot:
     services: immutables.Map  # (namespace, service) as bytes -> ServiceEntry
     namespaces: immutables.Map  # namespace as bytes -> how many services it holds
     negative_soa: bytes  # SOA tail for the authority of negative answers
+    ttl: int = 5
+    reverse: immutables.Map = immutables.Map()  # address -> the services publishing it, see zone.reverse
+    apex_reverse: dict = field(default_factory=dict)  # address -> owner names (ns.dns.<zone>)
+    reverse_zones: tuple[Labels, ...] = ()  # where an address we do not own is NXDOMAIN, not REFUSED
+    ptr: bool = True
+
+    @property
+    def zones(self) -> tuple["Snapshot", ...]:
+        """The forward zones a query may fall in: this one (see ``ZoneSet``)."""
+        return (self,)
+
+    @property
+    def primary(self) -> "Snapshot":
+        return self
+
+    def owners(self, address: str) -> tuple[bytes, ...]:
+        """The names (wire, absolute) whose PTRs an address gets, in this zone."""
+        found = self.apex_reverse.get(address, ())
+        keys = keys_of(self.reverse.get(address))
+        if keys:
+            wire = packed(address)
+            for key in keys:
+                entry = self.services.get(key)
+                if entry is not None:
+                    found += entry.reverse((key[1], key[0], b"svc", *self.origin)).get(wire, ())
+        return found
 
     def node(self, below: Labels) -> Node | None:
         """The node at labels below the apex, or None if the name does not exist."""
@@ -74,4 +102,10 @@ def apex_names(settings: ZoneSettings, serial: int) -> tuple[dict[Labels, Node],
 
 def empty_snapshot(settings: ZoneSettings, serial: int) -> Snapshot:
     apex, negative = apex_names(settings, serial)
-    return Snapshot(settings.labels, serial, False, apex, immutables.Map(), immutables.Map(), negative)
+    owned = owners_in(apex.items(), settings.labels) if settings.ptr else {}
+    apex_reverse = {str(ipaddress.ip_address(address)): owners for address, owners in owned.items()}
+    zones = tuple(labels for labels in map(reverse_zone_labels, settings.reverse_zones) if labels)
+    return Snapshot(
+        settings.labels, serial, False, apex, immutables.Map(), immutables.Map(), negative,
+        ttl=settings.ttl, apex_reverse=apex_reverse, reverse_zones=zones, ptr=settings.ptr,
+    )

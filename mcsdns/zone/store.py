@@ -17,6 +17,7 @@ from ..model.events import Delete, Event, Outage, Recovered, Replace, Upsert
 from ..model.records import EndpointSlice, Kind, Record, Service, ServiceImport, key_of
 from .entry import build_service
 from .headless import SliceView
+from .reverse import change
 from .settings import ZoneSettings
 from .snapshot import Snapshot, apex_names, empty_snapshot
 
@@ -42,6 +43,7 @@ class ZoneStore:
         self._views: dict[Key, SliceView] = {}  # each slice as DNS sees it, packed on first use
         self._listed: set[Kind] = set()
         self._on_publish = on_publish
+        self.changed: frozenset[tuple[bytes, bytes]] = frozenset()  # services the last publish changed (IXFR)
         self.snapshot = empty_snapshot(settings, initial_serial % 2**32)
 
     @property
@@ -108,14 +110,17 @@ class ZoneStore:
         old = self.snapshot
         services = old.services.mutate()
         namespaces = old.namespaces.mutate()
-        changed = False
+        reverse = old.reverse.mutate() if old.ptr else None
+        changed: set[tuple[bytes, bytes]] = set()
         for namespace, name in touched:
             key = (namespace.encode(), name.encode())
             before = services.get(key)
             after = self._build(namespace, name)
             if before == after:
                 continue
-            changed = True
+            changed.add(key)
+            if reverse is not None:
+                change(reverse, key, before.addresses if before else (), after.addresses if after else ())
             count = namespaces.get(key[0], 0) + (after is not None) - (before is not None)
             if after is None:
                 del services[key]
@@ -138,9 +143,19 @@ class ZoneStore:
             negative_soa=negative,
             services=services.finish(),
             namespaces=namespaces.finish(),
+            reverse=reverse.finish() if reverse is not None else old.reverse,
         )
+        self.changed = frozenset(changed)
         if self._on_publish is not None:
             self._on_publish(self.snapshot)
+
+    def inputs(self, namespace: str, name: str) -> tuple[ServiceImport | None, list[EndpointSlice], Service | None]:
+        """What one service's names are built from: its import, its slices (in
+        build order) and Karmada's derived Service, each None/empty if absent."""
+        imported = self._objects.get((Kind.SERVICE_IMPORT, namespace, name))
+        slices = [self._objects[key] for key in sorted(self._slices.get((namespace, name), ()))]
+        derived = self._objects.get((Kind.SERVICE, namespace, KARMADA_DERIVED + name))
+        return imported, slices, derived
 
     def _build(self, namespace: str, name: str):
         imported = self._objects.get((Kind.SERVICE_IMPORT, namespace, name))

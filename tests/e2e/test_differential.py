@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dns.exception
 import dns.rcode
+import dns.reversename
 import pytest
 
 from tests.e2e import peers
@@ -105,3 +106,21 @@ def test_the_apex_ns_names_a_server_that_exists(peer_paths, stack, multicluster_
         assert dns.rcode.to_text(theirs.rcode()) == "NOERROR" and not theirs.answer
     finally:
         server.stop()
+
+
+# Reverse names: CoreDNS's multicluster plugin has none (SERVFAIL there: no plugin owns in-addr.arpa);
+# mcsdns answers one PTR per published address (README.md, "Reverse names").
+REVERSE = [
+    ("10.42.0.10", "web.shop.svc.clusterset.local."),
+    ("10.1.0.11", "db-0.east.db.data.svc.clusterset.local."),
+    ("10.2.0.22", "10-2-0-22.west.db.data.svc.clusterset.local."),
+]
+
+
+@pytest.mark.parametrize("address,name", REVERSE)
+def test_reverse_names_only_we_answer(stack, multicluster_coredns, address, name):
+    qname = dns.reversename.from_address(address).to_text()
+    ours = ask(stack.server.port, qname, "PTR", "tcp")
+    assert [rd.to_text() for rrset in ours.answer for rd in rrset] == [name]
+    theirs = _shape(multicluster_coredns.port, type("Q", (), {"qname": qname, "qtype": "PTR"})())
+    assert theirs == ("SERVFAIL", False, False, [], [], []), theirs  # no plugin of that block owns in-addr.arpa

@@ -16,7 +16,8 @@ https://kubernetes.io/docs/reference/using-api/api-concepts/):
 
 And the faults tests need: not listening at all (down at start, restart on
 the same port), open watches dropped mid-stream, muted (silent but open),
-or sent arbitrary lines.
+or sent arbitrary lines, and the whole server hung (connections accepted,
+requests read, nothing answered until it is released).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class FakeApi:
         self.always_gone = False  # every watch is refused as too old
         self.mcs_versions = ["v1beta1", "v1alpha1"]  # served versions of the ServiceImport CRD
         self.denied: set[str] = set()  # resources answering 403
+        self.hung = False  # requests are read and held, open watches say nothing
         self.requests: list[Request] = []
         self.streams: set[Stream] = set()
         self.connections: set[socket.socket] = set()
@@ -186,6 +188,14 @@ class FakeApi:
             for stream in self.streams:
                 stream.muted = True
 
+    def hang(self, hung: bool = True) -> None:
+        """Hung (or released): new requests are held unanswered, open watches fall silent."""
+        with self.cond:
+            self.hung = hung
+            for stream in self.streams:
+                stream.muted = hung
+            self.cond.notify_all()
+
     def expire_watches(self) -> None:
         """Open watches get an ERROR event with a 410 Status and end, as after compaction."""
         with self.cond:
@@ -239,6 +249,8 @@ class FakeApi:
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         with self.cond:
             self.requests.append(Request(path, params))
+            while self.hung:
+                self.cond.wait(0.05)
         discovery = self._discovery(path)
         if discovery is not None:
             return handler.reply(*discovery)

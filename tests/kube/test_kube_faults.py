@@ -102,6 +102,49 @@ def test_watch_hung_silently_is_resumed(fake, kubeconfig):
     run(scenario())
 
 
+def test_api_hung_is_an_outage(fake, kubeconfig):
+    """The server accepts and reads but never answers: its watches fall silent
+    (no error to see), so after ``probe_after`` a one-object list must answer;
+    it does not, so it is an outage, reported, while the last good zone is
+    served; released, the held requests answer and the zone catches up."""
+    fake.put(*o.STANDARD)
+    fake.start()
+
+    async def scenario():
+        async with harness(kubeconfig, probe_after=0.3, probe_timeout=0.3) as h:
+            await h.answers(o.STANDARD_ANSWERS)
+            await h.until(lambda: fake.open_watches() == 2, "both watches to open")
+            async with h.steady(o.STANDARD_ANSWERS):
+                fake.hang()
+                fake.put(API)  # written while it cannot tell us
+                await h.until(lambda: h.outage is not None, "an outage to be reported", timeout=5)
+                assert "did not answer within 0.3s" in h.outage and fake.url in h.outage
+                errors = h.source.stats.errors
+                assert sum(n for (_, reason), n in errors.items() if reason == "unreachable") >= 1, errors
+            fake.hang(False)
+            await h.answers(API_ANSWER)
+            await h.until(lambda: h.outage is None, "the outage to clear")
+            assert h.count(Replace) == 2  # resumed from the resourceVersion: no relist
+
+    run(scenario())
+
+
+def test_quiet_watch_of_a_live_server_is_no_outage(fake, kubeconfig):
+    """Probes of a server that answers them leave a quiet watch alone."""
+    fake.put(*o.STANDARD)
+    fake.start()
+
+    async def scenario():
+        async with harness(kubeconfig, probe_after=0.1, probe_timeout=1.0) as h:
+            await h.answers(o.STANDARD_ANSWERS)
+            await h.until(lambda: len([r for r in fake.calls("serviceimports") if r.params.get("limit") == "1"]) >= 3,
+                          "several probes")
+            assert h.count(Outage) == 0
+            assert len(fake.calls("serviceimports", watch=True)) == 1  # the same watch throughout
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("how", ["status-410", "error-event-on-connect", "error-event-mid-stream"])
 def test_gone_relists(fake, kubeconfig, how):
     """410 Gone, however it comes, means relist: Replace drops what vanished meanwhile."""

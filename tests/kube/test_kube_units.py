@@ -3,7 +3,9 @@ and failures turned into problems with a fix in the text."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -118,3 +120,50 @@ def test_classify_reads_the_status_message():
 def test_classify_lets_bugs_through():
     with pytest.raises(KeyError):
         classify(KeyError("bug"), SERVICE_IMPORTS, "h")
+
+
+class _Sink:
+    """Records what a Watcher hands over, and how long each handing costs."""
+
+    def __init__(self, cost: float) -> None:
+        self.cost, self.chunks = cost, []
+
+    def changed(self, feed, changes) -> None:
+        self.chunks.append([(kind, obj["metadata"]["name"]) for kind, obj in changes])
+        time.sleep(self.cost * len(changes))
+
+
+def _change(kind: str, name: str) -> tuple[str, dict]:
+    return kind, {"metadata": {"name": name, "namespace": "demo", "resourceVersion": "1"}}
+
+
+@pytest.mark.parametrize("cost, most", [(0.004, 3), (0.00001, 256)])
+def test_a_burst_is_handed_in_chunks_of_the_budget_with_turns_between(cost, most):
+    """Dear changes go a few at a time, cheap ones by hundreds; the loop gets a turn
+    after each chunk; of an object changed twice in the batch, only its last change."""
+    from mcsdns.source.kube.watch import MAX_CHUNK, Pacing, Watcher
+
+    sink = _Sink(cost)
+    pacing = Pacing(None, None, (0.1, 1.0), 60, 500)
+    watcher = Watcher(IMPORTS, api=None, sink=sink, pacing=pacing)
+    burst = [_change("MODIFIED", f"s{n}") for n in range(300)] + [_change("DELETED", "s0")]
+
+    async def scenario() -> int:
+        turns = 0
+
+        async def count() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        counter = asyncio.create_task(count())
+        await watcher._hand(burst)
+        counter.cancel()
+        return turns
+
+    turns = asyncio.run(scenario())
+    handed = [change for chunk in sink.chunks for change in chunk]
+    assert handed == [("MODIFIED", f"s{n}") for n in range(1, 300)] + [("DELETED", "s0")]
+    assert max(len(chunk) for chunk in sink.chunks[1:]) <= min(most, MAX_CHUNK)
+    assert turns >= len(sink.chunks)  # the loop ran between every two chunks

@@ -61,6 +61,10 @@ class KubeApi:
         params = {"limit": limit, "_continue": token} if token else {"limit": limit}
         return self._json(self._call(feed, version, **params))
 
+    def probe(self, feed: Feed, version: str, timeout: float) -> None:
+        """A one-object list read within ``timeout``: is the server answering at all?"""
+        self._json(self._call(feed, version, limit=1, _request_timeout=(self.timeouts[0], timeout)))
+
     def watch(self, feed: Feed, version: str, resource_version: str, timeout: int):
         """The open watch response (urllib3), its body a stream of JSON lines."""
         return self._call(
@@ -76,7 +80,7 @@ class KubeApi:
         resource = feed.resource
         if feed.selector:
             params["label_selector"] = feed.selector
-        params.update(self._raw())
+        params = {**self._raw(), **params}
         match (resource.group, resource.plural):
             case ("", "services"):
                 return client.CoreV1Api(self.api).list_service_for_all_namespaces(**params)

@@ -50,11 +50,15 @@ class KubeSource:
         backoff: tuple[float, float] = (0.5, 30.0),
         relist_limit: tuple[int, float] = (4, 10.0),
         reconnect_limit: tuple[int, float] = (10, 1.0),
+        probe_after: float = 15.0,
+        probe_timeout: float = 10.0,
     ) -> None:
         """``read_timeout`` bounds the silence of a watch: the API server sends a
         BOOKMARK about once a minute, so a watch quiet for longer is presumed
-        hung and resumed. ``relist_limit``/``reconnect_limit`` are (requests,
-        per seconds) for all feeds together; ``backoff`` is (first, ceiling)."""
+        hung and resumed. A server silent for ``probe_after`` must answer a
+        one-object list within ``probe_timeout``, or it is hung: an outage.
+        ``relist_limit``/``reconnect_limit`` are (requests, per seconds) for all
+        feeds together; ``backoff`` is (first, ceiling)."""
         self.feeds: tuple[Feed, ...] = feeds_for(producer)
         self.required: frozenset[Kind] = frozenset(feed.kind for feed in self.feeds)
         self.producer = producer
@@ -63,7 +67,8 @@ class KubeSource:
         self._on_reject = on_reject or (lambda rejected: None)
         # Shared by every feed, and kept across runs: the pace survives a restart of run().
         self._pacing = Pacing(
-            Throttler(*relist_limit), Throttler(*reconnect_limit), backoff, watch_timeout, page_size
+            Throttler(*relist_limit), Throttler(*reconnect_limit), backoff, watch_timeout, page_size,
+            (probe_after, probe_timeout),
         )
         self._client = None
         self.stats = SourceStats()  # kept across runs, read by the metrics

@@ -11,6 +11,12 @@ resourceVersion; a watch from that version gives every change after it. Then:
   * the stream breaks, or stays silent past the read timeout (a watch that
     hangs with no error is a known failure of every client) -> resume from
     the last version;
+  * nothing at all from the server for ``probe_after`` seconds (a quiet watch,
+    or a request not answered) -> a one-object list must be answered within
+    ``probe_timeout``; if not, the server is hung: an outage, reported, and
+    the watch given up. A server that accepts connections and never answers
+    is not seen otherwise: a quiet watch looks the same, and the read timeout
+    (kept long, as BOOKMARKs come about once a minute) only resumes it;
   * any other failure -> report it, back off with jitter, retry; a 404 also
     forgets the discovered version, so a CRD installed or upgraded later is found.
 
@@ -41,7 +47,13 @@ log = logging.getLogger(__name__)
 Change = tuple[str, dict]  # ("ADDED" | "MODIFIED" | "DELETED", object)
 CHANGES = ("ADDED", "MODIFIED", "DELETED")
 MAX_DOUBLINGS = 20
-SETTLED = 5.0  # seconds: a watch that stayed open this long was healthy, whatever ended it
+UPDATE_BUDGET = 0.01  # seconds of zone work at most (about) before queries waiting get their turn
+MAX_CHUNK = 256  # changes per zone update, at most
+# Seconds: a watch that stayed open this long was healthy, whatever ended it, and
+# backoff starts over. client-go's reflector draws the line at one second too
+# ("very short watch"). At 5 s, watches cut every 2 s (a flaky load balancer)
+# backed quiet feeds off towards the 30 s ceiling: changes showed 10-13 s late.
+SETTLED = 1.0
 
 
 class Sink(Protocol):
@@ -65,6 +77,7 @@ class Pacing:
     backoff: tuple[float, float]  # first delay, ceiling (seconds)
     watch_timeout: int  # server-side timeoutSeconds, at least; up to twice that
     page_size: int
+    probe: tuple[float, float] = (15.0, 10.0)  # after this long with no word from the server, a probe; its timeout
 
 
 class Watcher:
@@ -79,6 +92,8 @@ class Watcher:
         self.version: str | None = None  # API version, from discovery
         self.resource_version: str | None = None  # None: relist next
         self.attempt = 0
+        self.heard = time.monotonic()  # when the server last showed it is alive
+        self._chunk = 1  # changes per zone update: what fits UPDATE_BUDGET, as the last ones cost
         self._noted: set[str] = set()
 
     async def run(self) -> None:
@@ -88,6 +103,22 @@ class Watcher:
                 await self._recover(problem)
 
     async def _cycle(self) -> Problem | None:
+        """One list (if due) and watch, given up early if the server stops answering."""
+        work = asyncio.ensure_future(self._list_and_watch())
+        watchdog = asyncio.ensure_future(self._watchdog())
+        try:
+            await asyncio.wait((work, watchdog), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                problem = watchdog.result()
+                self._count(problem, "timeout")
+                return problem
+            return work.result()
+        finally:
+            for task in (work, watchdog):
+                task.cancel()
+            await asyncio.gather(work, watchdog, return_exceptions=True)
+
+    async def _list_and_watch(self) -> Problem | None:
         try:
             if self.resource_version is None:
                 await self._relist()
@@ -98,6 +129,33 @@ class Watcher:
             problem = classify(error, self.feed.resource, self.api.host)
             self._count(problem, "timeout" if isinstance(error, ReadTimeoutError) else None)
             return problem
+
+    async def _watchdog(self) -> Problem:
+        """Returns only when the server, silent for ``probe_after``, fails a probe."""
+        after, timeout = self.pacing.probe
+        while True:
+            await asyncio.sleep(max(0.0, self.heard + after - time.monotonic()))
+            if time.monotonic() - self.heard < after:
+                continue  # heard from it meanwhile
+            problem = await self._probe(timeout)
+            if problem is not None:
+                return problem
+            self.heard = time.monotonic()
+
+    async def _probe(self, timeout: float) -> Problem | None:
+        """Whether the server answers a one-object list in time; a Problem if not.
+        Only a server that does not answer, or answers 5xx, fails: a 403 or 404
+        is an answer, and the list or watch meets it on its own."""
+        version = self.version or self.feed.resource.versions[0]
+        try:
+            await asyncio.wait_for(blocking(self.api.probe, self.feed, version, timeout), timeout)
+        except asyncio.TimeoutError:
+            return Problem(Fault.UNREACHABLE, f"the API server at {self.api.host} accepted a request but did not "
+                                              f"answer within {timeout:g}s (hung?)")
+        except Exception as error:
+            problem = classify(error, self.feed.resource, self.api.host)
+            return problem if problem.fault in (Fault.UNREACHABLE, Fault.SERVER) else None
+        return None
 
     def _count(self, problem: Problem, reason: str | None = None) -> None:
         self.stats.errors[(self.resource, problem.fault.value)] += 1
@@ -140,6 +198,7 @@ class Watcher:
             # not JSON: a list of a million endpoints never sits in memory as dicts).
             objects.extend(self.sink.page(self.feed, [i for i in items or [] if _wanted(self.feed, i)], self.version))
             token = meta.get("continue")
+            self.heard = time.monotonic()
             if not token:
                 break
         if not meta.get("resourceVersion"):
@@ -156,13 +215,17 @@ class Watcher:
         response = await blocking(
             self.api.watch, self.feed, self.version, self.resource_version, timeout, on_abandon=_close
         )
+        self.heard = time.monotonic()
         self.sink.healthy(self.feed)
         stream, opened = LineStream(response, self.feed.name), time.monotonic()
         try:
             async for lines in stream.batches():
-                changes, problem = self._decode(lines)
-                if changes:
-                    self.sink.changed(self.feed, changes)
+                self.heard = time.monotonic()
+                before = self.resource_version
+                changes, problem = self._decode(lines)  # moves resource_version to the batch's end
+                reached, self.resource_version = self.resource_version, before
+                await self._hand(changes)
+                self.resource_version = reached  # only now: a resume must not skip changes never handed
                 if problem is not None:
                     self._count(problem)
                     return problem
@@ -174,6 +237,28 @@ class Watcher:
         self.stats.in_sync(self.resource, self.feed.name)
         self.stats.restarts[(self.resource, "closed")] += 1
         return None  # the server ended the watch: resume from the last version
+
+    async def _hand(self, changes: list[Change]) -> None:
+        """A batch of changes to the sink: the last change of each object only,
+        in chunks of about ``UPDATE_BUDGET`` of work, with a turn for the event
+        loop after each. Queries are answered on the same loop, and a change can
+        be dear (a 100-endpoint slice costs ~10 ms to convert and rebuild its
+        service on a quiet machine), so a burst applied whole holds every answer
+        up. Splitting between objects is safe: each change is a whole object at
+        one resourceVersion; skipping an object's earlier changes in the same
+        batch only skips states already gone."""
+        latest: dict[tuple[str, str], Change] = {}
+        for kind, obj in changes:
+            latest.pop(identity := _identity(obj), None)  # in the order of their last changes
+            latest[identity] = (kind, obj)
+        pending = list(latest.values())
+        while pending:
+            chunk, pending = pending[: self._chunk], pending[self._chunk :]
+            began = time.perf_counter()
+            self.sink.changed(self.feed, chunk)
+            each = (time.perf_counter() - began) / len(chunk)
+            self._chunk = max(1, min(MAX_CHUNK, int(UPDATE_BUDGET / each))) if each > 0 else MAX_CHUNK
+            await asyncio.sleep(0)  # also after the last: the next batch may be queued already
 
     def _decode(self, lines: list[str]) -> tuple[list[Change], Problem | None]:
         changes: list[Change] = []
@@ -225,6 +310,13 @@ def _event(line: str) -> tuple[Any, Any] | None:
     if not isinstance(event, dict) or "type" not in event or "object" not in event:
         return None
     return event["type"], event["object"]
+
+
+def _identity(obj: dict) -> tuple[str, str]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return ("", str(id(obj)))  # unreadable: kept apart, the view rejects it
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
 def _wanted(feed: Feed, item: Any) -> bool:

@@ -224,3 +224,11 @@ def zone_answers_match(text: str, server: Server) -> int:
             assert found.ttl == rdataset.ttl
             checked += 1
     return checked
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace a watched file in one step, as editors and kubectl-style tools do:
+    a poll must never read it half written (write_text truncates, then writes)."""
+    temporary = path.with_name(path.name + ".tmp")  # a suffix the folder source ignores
+    temporary.write_text(text)
+    os.replace(temporary, path)

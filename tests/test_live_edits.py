@@ -10,7 +10,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from tests.helpers import Server, addresses, wait_for
+from tests.helpers import Server, addresses, wait_for, write_atomically
 
 WEB = "web.shop.svc.clusterset.local."
 NEW = "fresh.shop.svc.clusterset.local."
@@ -76,10 +76,10 @@ def test_invisible_change_keeps_the_serial(server, zone_copy):
     path = zone_copy / "10-examples.yaml"
     # comments, key order and status fields change nothing DNS can see
     text = path.read_text().replace("  ipFamilies: [IPv4, IPv6]\n", "")
-    path.write_text("# touched\n" + text + "\n---\n# nothing\n")
+    write_atomically(path, "# touched\n" + text + "\n---\n# nothing\n")
     time.sleep(0.6)
     assert serial(server) == before
-    path.write_text(text.replace("10.42.0.10", "10.42.0.11"))
+    write_atomically(path, text.replace("10.42.0.10", "10.42.0.11"))
     eventually(lambda: (serial(server) == before + 1))
     assert addresses(ask(server, WEB)) == ["10.42.0.11"]
 

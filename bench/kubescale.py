@@ -46,6 +46,7 @@ from mcsdns.zone.store import ZoneStore  # noqa: E402
 from tests.e2e import peers  # noqa: E402
 from tests.e2e.cluster import RBAC, apply_manifest, object_path  # noqa: E402
 from tests.helpers import Server, shape  # noqa: E402
+from scale import spot_check  # noqa: E402
 from zonegen import NAMESPACES, objects  # noqa: E402
 
 THREADS = 24
@@ -128,23 +129,6 @@ def engine_store(items) -> ZoneStore:
     return store
 
 
-def spot_check(store: ZoneStore, port: int, services: int, checks: int) -> int:
-    responder, rng, wrong = Responder(), random.Random(1), 0
-    for _ in range(checks):
-        i = rng.randrange(services)
-        name, qtype = rng.choice([
-            (f"svc-{i}.ns-{i % NAMESPACES}.svc.clusterset.local.", "A"),
-            (f"_http._tcp.svc-{i}.ns-{i % NAMESPACES}.svc.clusterset.local.", "SRV"),
-            (f"svc-{i}.ns-{i % NAMESPACES}.svc.clusterset.local.", "SRV"),
-            (f"nope-{i}.ns-{i % NAMESPACES}.svc.clusterset.local.", "A"),
-        ])
-        query = dns.message.make_query(name, qtype)
-        live = dns.query.tcp(query, "127.0.0.1", port=port, timeout=10)
-        engine = dns.message.from_wire(responder.respond(query.to_wire(), store.snapshot, udp=False))
-        wrong += shape(live) != shape(engine)
-    return wrong
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=20_000)
@@ -191,7 +175,7 @@ def main() -> int:
                 print(f"run {run + 1}: {args.services} imports + {args.endpoints} endpoints via --source kube: "
                       f"ready in {seconds:.1f} s, peak RSS {peak:.0f} MiB, RSS when ready {now:.0f} MiB")
                 if store is not None and run == 0:
-                    wrong = spot_check(store, server.port, args.services, args.checks)
+                    wrong = spot_check(store, server.port, args.services, args.checks, timeout=10)
                     print(f"spot checks against the engine: {args.checks - wrong}/{args.checks} equal")
             finally:
                 server.stop()

@@ -33,6 +33,7 @@ from mcsdns.engine.respond import Responder  # noqa: E402
 from mcsdns.source.files import FolderSource  # noqa: E402
 from mcsdns.zone.settings import ZoneSettings  # noqa: E402
 from mcsdns.zone.store import ZoneStore  # noqa: E402
+from zonegen import NAMESPACES  # noqa: E402
 from tests.helpers import free_port, readyz_ok, shape  # noqa: E402
 
 
@@ -59,21 +60,27 @@ def serve(folder: Path, timeout: float) -> tuple[subprocess.Popen, int, float]:
     return process, port, time.perf_counter() - started
 
 
-def spot_check(folder: Path, port: int, services: int, checks: int) -> int:
+def folder_store(folder: Path) -> ZoneStore:
     source = FolderSource(str(folder))
     store = ZoneStore(ZoneSettings(), 1, source.required)
     store.apply(source.scan())
+    return store
+
+
+def spot_check(store: ZoneStore, port: int, services: int, checks: int, timeout: float = 5) -> int:
+    """How many of ``checks`` random zonegen questions the live server (over TCP)
+    answers otherwise than the engine on ``store``; also used by bench/kubescale.py."""
     responder, rng, wrong = Responder(), random.Random(1), 0
     for _ in range(checks):
         i = rng.randrange(services)
         name, qtype = rng.choice([
-            (f"svc-{i}.ns-{i % 100}.svc.clusterset.local.", "A"),
-            (f"_http._tcp.svc-{i}.ns-{i % 100}.svc.clusterset.local.", "SRV"),
-            (f"svc-{i}.ns-{i % 100}.svc.clusterset.local.", "SRV"),
-            (f"nope-{i}.ns-{i % 100}.svc.clusterset.local.", "A"),
+            (f"svc-{i}.ns-{i % NAMESPACES}.svc.clusterset.local.", "A"),
+            (f"_http._tcp.svc-{i}.ns-{i % NAMESPACES}.svc.clusterset.local.", "SRV"),
+            (f"svc-{i}.ns-{i % NAMESPACES}.svc.clusterset.local.", "SRV"),
+            (f"nope-{i}.ns-{i % NAMESPACES}.svc.clusterset.local.", "A"),
         ])
         query = dns.message.make_query(name, qtype)
-        live = dns.query.tcp(query, "127.0.0.1", port=port, timeout=5)
+        live = dns.query.tcp(query, "127.0.0.1", port=port, timeout=timeout)
         engine = dns.message.from_wire(responder.respond(query.to_wire(), store.snapshot, udp=False))
         wrong += shape(live) != shape(engine)
     return wrong
@@ -99,7 +106,7 @@ def main() -> int:
         print(f"{args.services} imports + {args.endpoints} endpoints ({args.format}, {size:.0f} MiB): "
               f"ready in {seconds:.1f} s, peak RSS {peak:.0f} MiB, RSS when ready {now:.0f} MiB")
         if args.checks:
-            wrong = spot_check(folder, port, args.services, args.checks)
+            wrong = spot_check(folder_store(folder), port, args.services, args.checks)
             print(f"spot checks against the engine: {args.checks - wrong}/{args.checks} equal")
     finally:
         process.terminate()

@@ -28,7 +28,7 @@ from ..zone.history import History
 from ..zone.rrset import SOA, Labels, wire_labels
 from ..zone.snapshot import Snapshot
 from . import tsig
-from .wire import HEADER, Dropped, FormError, NotImplementedOpcode, parse_query, read_header
+from .wire import HEADER, Dropped, FormError, NotImplementedOpcode, parse_query, read_header, skip_name
 
 IXFR, AXFR = 251, 252
 NOERROR, FORMERR, SERVFAIL, NOTAUTH, REFUSED = 0, 1, 2, 9, 5
@@ -242,23 +242,13 @@ def _client_serial(message: bytes) -> int | None:
     _, ancount, nscount = struct.unpack_from("!HHH", message, 4)
     if not nscount:
         return None
-    position = _skip(message, 12) + 4
+    position = skip_name(message, 12) + 4
     for _ in range(ancount):
-        position = _skip(message, position)
+        position = skip_name(message, position)
         position += 10 + struct.unpack_from("!H", message, position + 8)[0]
-    position = _skip(message, position)
+    position = skip_name(message, position)
     rtype, _, _, size = struct.unpack_from("!HHIH", message, position)
     if rtype != SOA or size < 22:
         raise FormError("IXFR authority is not an SOA")
     end = position + 10 + size
     return struct.unpack_from("!I", message, end - 20)[0]
-
-
-def _skip(message: bytes, position: int) -> int:
-    while True:
-        length = message[position]
-        if length == 0:
-            return position + 1
-        if length & 0xC0 == 0xC0:
-            return position + 2
-        position += 1 + length

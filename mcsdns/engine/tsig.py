@@ -16,6 +16,8 @@ import hmac
 import struct
 from dataclasses import dataclass
 
+from .wire import FormError, skip_name
+
 TSIG, CLASS_ANY = 250, 255
 BADSIG, BADKEY, BADTIME = 16, 17, 18  # TSIG errors (RFC 8945 5.2)
 FUDGE = 300  # seconds of clock skew allowed (RFC 8945 10 recommends 300)
@@ -160,15 +162,10 @@ def _wire(name: str) -> bytes:
 
 
 def _skip_name(message: bytes, position: int) -> int:
-    while True:
-        if position >= len(message):
-            raise TsigError("a name runs past the end")
-        length = message[position]
-        if length == 0:
-            return position + 1
-        if length & 0xC0 == 0xC0:
-            return position + 2
-        position += 1 + length
+    try:
+        return skip_name(message, position)
+    except FormError as error:
+        raise TsigError(str(error)) from None
 
 
 def _name(message: bytes, position: int) -> tuple[str, int]:

@@ -111,7 +111,9 @@ def _read_qname(message: bytes, position: int) -> tuple[tuple[bytes, ...], tuple
     return tuple(labels), tuple(offsets), position + 1
 
 
-def _skip_name(message: bytes, position: int) -> int:
+def skip_name(message: bytes, position: int) -> int:
+    """Where a name in a record ends (one pointer ends it); FormError if it runs
+    past the message or uses a reserved label type. Shared by the TSIG and IXFR readers."""
     while True:
         if position >= len(message):
             raise FormError("a record name runs past the end")
@@ -132,7 +134,7 @@ def _read_records(message: bytes, position: int) -> tuple[Edns | None, Tsig | No
     edns = tsig = None
     for index in range(total):
         start = position
-        position = _skip_name(message, position)
+        position = skip_name(message, position)
         if position + FIXED.size > len(message):
             raise FormError("a record is cut short")
         rtype, rclass, ttl, rdlength = FIXED.unpack_from(message, position)

@@ -219,6 +219,8 @@ class App:
             return False, str(error)
 
     def _published(self, snapshot: Snapshot) -> None:
+        if len(self.stores) == 1:  # one zone: answers of the services it did not change stay cached
+            self.responder.carry(self._last, snapshot, self.store.changed)
         self.view = self._view()
         self._remember(snapshot)
         old, self._last = self._last, snapshot

@@ -31,6 +31,8 @@ import dns.exception
 import dns.name
 import dns.wire
 
+from tests.helpers import read_frame
+
 ZONE = "clusterset.local."
 SOA, DNSKEY, OPT, TSIG, ANY_CLASS, IN = 6, 48, 41, 250, 255, 1
 NOERROR, NOTIMP, NOTAUTH, BADVERS, BADKEY, BADTIME, BADCOOKIE = 0, 4, 9, 16, 17, 18, 23
@@ -387,20 +389,9 @@ def _tcp(message: bytes, host: str, port: int, timeout: float) -> bytes | None:
     try:
         with socket.create_connection((host, port), timeout) as sock:
             sock.sendall(struct.pack("!H", len(message)) + message)
-            size = struct.unpack("!H", _exactly(sock, 2))[0]
-            return _exactly(sock, size)
+            return read_frame(sock)
     except (OSError, struct.error):
         return None
-
-
-def _exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed early")
-        data += chunk
-    return data
 
 
 def run_all(host: str, port: int) -> dict[str, list[str]]:

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -232,3 +233,20 @@ def write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")  # a suffix the folder source ignores
     temporary.write_text(text)
     os.replace(temporary, path)
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    """``size`` bytes from a TCP socket; ConnectionError if it closes first."""
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    """One DNS message off a TCP stream (RFC 1035 4.2.2: a 2-byte length first)."""
+    size = struct.unpack("!H", read_exactly(sock, 2))[0]
+    return read_exactly(sock, size)

@@ -15,7 +15,7 @@ import dns.opcode
 import dns.rcode
 import pytest
 
-from tests.helpers import DATA, Server
+from tests.helpers import DATA, Server, read_frame
 
 WEB = "web.shop.svc.clusterset.local."
 BIG = "big.data.svc.clusterset.local."  # 100 A records: 1.6 kB, more than any UDP limit here
@@ -138,22 +138,7 @@ def test_additional_dropped_before_truncating(live_server, use_edns, glue):
 def _tcp_frames(server, payloads: list[bytes], expect: int, timeout=3.0) -> list[bytes]:
     with socket.create_connection((server.host, server.port), timeout=timeout) as sock:
         sock.sendall(b"".join(struct.pack("!H", len(p)) + p for p in payloads))
-        return [_read_frame(sock) for _ in range(expect)]
-
-
-def _read_frame(sock) -> bytes:
-    size = struct.unpack("!H", _read_exactly(sock, 2))[0]
-    return _read_exactly(sock, size)
-
-
-def _read_exactly(sock, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
+        return [read_frame(sock) for _ in range(expect)]
 
 
 def test_tcp_pipelined_queries_answered_in_order(live_server):

@@ -15,7 +15,7 @@ import time
 import dns.message
 import pytest
 
-from tests.helpers import DATA, Server, wait_for
+from tests.helpers import DATA, Server, read_frame, wait_for
 from tests.test_metrics import sample, scrape
 
 CAP = 8
@@ -55,21 +55,6 @@ def quiet(server):
 def frame(name: str, qtype: str = "A", ident: int = 1) -> bytes:
     wire = dns.message.make_query(name, qtype, id=ident).to_wire()
     return struct.pack("!H", len(wire)) + wire
-
-
-def read_frame(sock: socket.socket) -> bytes:
-    size = struct.unpack("!H", read_exactly(sock, 2))[0]
-    return read_exactly(sock, size)
-
-
-def read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
 
 
 def closed_by_server(sock: socket.socket, timeout: float = 3.0) -> bool:

@@ -11,6 +11,7 @@ changes.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
@@ -25,6 +26,17 @@ from mcsdns.zone.settings import ZoneSettings
 from mcsdns.zone.store import ZoneStore
 from tests.helpers import DATA, Server, ipv6_loopback, wait_for
 from tests.test_answers import CASES
+
+
+@contextlib.contextmanager
+def udp_pair():
+    """A server socket for a drain under test, and a client beside it, on loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        server.bind(("127.0.0.1", 0))
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(1)
+        yield server, client
 
 ENGINE = Responder()
 
@@ -171,11 +183,7 @@ def test_batch_loop_sends_what_the_limiter_says():
             return response[:2] + bytes([response[2] | 0x02]) + response[3:12]  # header only, TC=1
         return response
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-        server.bind(("127.0.0.1", 0))
-        client.bind(("127.0.0.1", 0))
-        client.settimeout(1)
+    with udp_pair() as (server, client):
         stats = TransportStats("udp", 1)
         drain = batch.BatchDrain(server, lambda m, udp: cache.answer(m, store.snapshot, udp),
                                  lambda: cache.udp_hits(store.snapshot), stats, limiter)
@@ -222,11 +230,7 @@ def test_batch_loop_skips_the_limiter_for_an_exempt_source():
             limited.append(peer)
             return response  # what a limiter does for a source it exempts
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-        server.bind(("127.0.0.1", 0))
-        client.bind(("127.0.0.1", 0))
-        client.settimeout(1)
+    with udp_pair() as (server, client):
         stats = TransportStats("udp", 1)
         drain = batch.BatchDrain(server, lambda m, udp: cache.answer(m, store.snapshot, udp),
                                  lambda: cache.udp_hits(store.snapshot), stats, Exempting())

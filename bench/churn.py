@@ -12,9 +12,14 @@ Per event, in microseconds (median and p99 over ``--events``):
   names     what the first query after the change packs: the service's names
             put together from its slices' parts (the changed slice repacked)
   respond   then answering its A and SRV over TCP (5,000 records do not fit
-            in 64 KiB: TC; building and dropping them is the engine's cost)
+            in 64 KiB: TC)
+  first answers  the event and those first answers after it: convert + apply
+            + names + respond, what one flapping endpoint costs end to end
   whole     for comparison: the same names built whole (build.headless_names),
             which is what every change cost before per-slice parts
+
+With ``--memory``: also what the service takes once packed and answered
+(tracemalloc, KiB: its store built, its names packed, A and SRV answered).
 
 With ``--live WORKDIR`` (the apiserver data bench/kubescale.py left there,
 e.g. 100k imports + 1M endpoints): starts that apiserver and mcsdns
@@ -100,6 +105,24 @@ def measure(size: int, events: int) -> dict[str, list[float]]:
         for name, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             timings[name].append(seconds * 1e6)
     return timings
+
+
+def footprint(size: int) -> int:
+    """Bytes the big service holds once its names are packed and its A and SRV answered."""
+    import tracemalloc
+
+    slices = [endpoint_slice(i, first, min(PER_SLICE, size - first)) for i, first in enumerate(range(0, size, PER_SLICE))]
+    records = [convert(service_import("big", True))] + [convert(piece) for piece in slices]
+    queries = [dns.message.make_query(NAME, qtype).to_wire() for qtype in ("A", "SRV")]
+    tracemalloc.start()
+    store = ZoneStore(ZoneSettings(), 1)
+    store.apply([Replace(Kind.SERVICE_IMPORT, tuple(records[:1])), Replace(Kind.ENDPOINT_SLICE, tuple(records[1:])),
+                 Replace(Kind.SERVICE, ())])
+    for query in queries:
+        Responder().respond(query, store.snapshot, udp=False)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return held
 
 
 def p99(samples: list[float]) -> float:
@@ -199,6 +222,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,5000")
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--memory", action="store_true", help="also the packed service's memory (tracemalloc)")
     parser.add_argument("--live", type=Path, help="apiserver workdir of bench/kubescale.py: measure UDP under churn")
     parser.add_argument("--services", type=int, default=100_000, help="--live: imports kubescale created")
     parser.add_argument("--rate", type=float, default=100.0, help="--live: EndpointSlice writes a second")
@@ -209,13 +233,15 @@ def main() -> int:
         return live(args)
     print("# one endpoint flapping in a headless service of N endpoints (slices of 100); us per event, median / p99")
     print(f"{'N':>6} {'convert':>14} {'apply':>14} {'names':>14} {'event total':>14} {'respond':>14} "
-          f"{'whole build':>16}")
+          f"{'first answers':>14} {'whole build':>16}" + ("  memory KiB" if args.memory else ""))
     for size in map(int, args.sizes.split(",")):
         t = measure(size, args.events)
         total = [c + a + q for c, a, q in zip(t["convert"], t["apply"], t["names"])]
+        answered = [e + r for e, r in zip(total, t["respond"])]
         cells = [f"{statistics.median(v):>6.0f} / {p99(v):<5.0f}"
-                 for v in (t["convert"], t["apply"], t["names"], total, t["respond"])]
-        print(f"{size:>6} {' '.join(cells)} {statistics.median(t['whole']):>8.0f} / {p99(t['whole']):<6.0f}")
+                 for v in (t["convert"], t["apply"], t["names"], total, t["respond"], answered)]
+        memory = f"  {footprint(size) / 1024:,.0f}" if args.memory else ""
+        print(f"{size:>6} {' '.join(cells)} {statistics.median(t['whole']):>8.0f} / {p99(t['whole']):<6.0f}{memory}")
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}")
     return 0
 

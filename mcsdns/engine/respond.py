@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import struct
 
+from ..zone.rrset import QUESTION, RRset
 from ..zone.snapshot import Snapshot
 from ..zone.zoneset import ZoneSet
 from .lookup import Outcome, Result, lookup
@@ -28,7 +29,7 @@ KEPT_FLAGS = OPCODE | 0x0100 | 0x0010  # opcode, RD, CD are copied from the quer
 # 4.1.1; ISC's genreport flags any other bit).
 _BARE_FLAGS = {NOTIMP: OPCODE, FORMERR: KEPT_FLAGS}
 TSIG_RR = struct.Struct("!HHIH")
-ANSWER_POINTER = b"\xc0\x0c"  # the question name always starts at offset 12
+ANSWER_POINTER = QUESTION  # the question name always starts at offset 12
 CLASSIC_UDP = 512  # RFC 1035 4.2.1, without EDNS
 TCP_LIMIT = 65535
 
@@ -81,25 +82,35 @@ class Responder:
     def _answer(self, query: Query, result: Result, limit: int) -> bytes:
         rcode, authoritative, negative = _SHAPES[result.outcome]
         answer, authority, additional = [], [], []
+        counts = None
         if authoritative:
             # The zone apex inside the question, for owners below the apex.
             apex = struct.pack("!H", 0xC000 | query.offsets[len(query.labels) - result.apex])
             if negative:
                 authority.append(apex + result.soa)
-            if result.rrset is not None:
-                answer = [ANSWER_POINTER + tail for tail in result.rrset.tails]
-                additional = [glue.owner + apex + t for glue in result.rrset.glue for t in glue.tails]
-        return self._build(query, rcode, authoritative, answer, authority, additional, limit)
+            rrset = result.rrset
+            if type(rrset) is RRset:
+                answer = [ANSWER_POINTER + tail for tail in rrset.tails]
+                additional = [glue.owner + apex + t for glue in rrset.glue for t in glue.tails]
+            elif rrset is not None:  # a PiecedRRset: each piece's records are packed once, here joined
+                answer = rrset.answer()
+                additional, extra = rrset.additional(apex)
+                counts = [rrset.count, len(authority), extra]
+        return self._build(query, rcode, authoritative, answer, authority, additional, limit, counts=counts)
 
-    def _build(self, query, rcode, authoritative, answer, authority, additional, limit, tsig=b"") -> bytes:
+    def _build(self, query, rcode, authoritative, answer, authority, additional, limit, tsig=b"", counts=None) -> bytes:
+        """``counts``: how many records each section holds, when its items are
+        not one record each (pieces of several)."""
         opt = self._opt(query, rcode)
         flags = QR | (query.flags & KEPT_FLAGS) | (AA if authoritative else 0) | (rcode & 0xF)
         sections = [answer, authority, additional]
-        message = _pack(query, flags, sections, opt, tsig)
+        message = _pack(query, flags, sections, opt, tsig, counts)
         if len(message) > limit and additional:
             # Additional data is optional: drop it before truncating (RFC 2181 9).
             sections[2] = []
-            message = _pack(query, flags, sections, opt, tsig)
+            if counts is not None:
+                counts = [counts[0], counts[1], 0]
+            message = _pack(query, flags, sections, opt, tsig, counts)
         if len(message) > limit:
             # RFC 1035 4.2.1 / RFC 7766: TC with the question, the client retries on TCP.
             message = _pack(query, flags | TC, [[], [], []], opt, tsig)
@@ -112,9 +123,10 @@ class Responder:
         return b"\x00" + struct.pack("!HHIH", 41, self.max_udp_payload, ttl, 0)
 
 
-def _pack(query: Query, flags: int, sections: list[list[bytes]], opt: bytes, tsig: bytes = b"") -> bytes:
+def _pack(query: Query, flags: int, sections: list[list[bytes]], opt: bytes, tsig: bytes = b"", counts=None) -> bytes:
     answer, authority, additional = sections
-    header = HEADER.pack(query.id, flags, 1, len(answer), len(authority), len(additional) + bool(opt) + bool(tsig))
+    an, ns, ar = (len(answer), len(authority), len(additional)) if counts is None else counts
+    header = HEADER.pack(query.id, flags, 1, an, ns, ar + bool(opt) + bool(tsig))
     return b"".join((header, query.question, *answer, *authority, *additional, opt, tsig))
 
 

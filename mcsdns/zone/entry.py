@@ -16,6 +16,8 @@ slices less their not-ready endpoints), so equal inputs give equal names.
 
 from __future__ import annotations
 
+from itertools import chain
+
 from ..model.records import Service, ServiceImport
 from .build import Names, Target, clusterset_ips, cluster_set_ip_names, headless_targets, local_backends
 from .build import ready_addresses, srv_pairs
@@ -63,7 +65,7 @@ class ServiceEntry:
         if isinstance(self.part, Target):
             published = self.part.addresses
         else:
-            published = ready_addresses([view.slice for view in self.part])
+            published = tuple(dict.fromkeys(chain.from_iterable(view.addresses for view in self.part)))
         if self.clusters:
             published = tuple(dict.fromkeys((*published, *(ip for _, ips in self.clusters for ip in ips))))
         return published

@@ -18,12 +18,15 @@ checks both ways over a table of slice sets and changes.
 from __future__ import annotations
 
 import struct
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
-from itertools import chain
+from itertools import chain, count
+from math import isqrt
 
 from ..model.records import EndpointSlice, ServiceImport
 from .build import Names, dashed, headless_names
-from .rrset import A, AAAA, CLASS_IN, EMPTY_NON_TERMINAL, SRV, Glue, Labels, Node, RRset, address_tail, wire_labels
+from .rrset import A, AAAA, CLASS_IN, EMPTY_NON_TERMINAL, SRV, Glue, Labels, Node, Piece, PiecedRRset, RRset, address_tail, wire_labels
 from .settings import ZoneSettings
 
 _SRV_FIXED = struct.Struct("!HHIHHHH")  # TYPE, CLASS, TTL, RDLENGTH, PRIORITY, WEIGHT, PORT (rrset.srv_tail)
@@ -33,11 +36,15 @@ class SliceView:
     """One EndpointSlice as DNS sees it (its ready endpoints only) and, once a
     query needed it, its ``Part``. Equal views hold equal slices."""
 
-    __slots__ = ("slice", "_part", "_previous")
+    __slots__ = ("slice", "_part", "_previous", "joined", "_addresses")
 
     def __init__(self, piece: EndpointSlice, previous: "SliceView | None" = None) -> None:
         self.slice = _ready(piece)
         self._part: Part | None = None
+        # The newest service names this view's part was put into: the next
+        # version of the service starts from them (``HeadlessNames.after``).
+        self.joined: HeadlessNames | None = None
+        self._addresses: tuple[str, ...] | None = None
         # The view this one replaces, to reuse its packed endpoints; only a
         # packed one is worth keeping (so there is never a chain of them).
         self._previous = previous if previous is None or previous._part is not None else previous._previous
@@ -48,6 +55,14 @@ class SliceView:
             self._part = Part(settings, service, self.slice, old)
             self._previous = None
         return self._part
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The slice's ready addresses in order, each once (``build.ready_addresses``),
+        kept: each publish of the service lists all of them for the reverse index."""
+        if self._addresses is None:
+            self._addresses = tuple(dict.fromkeys(ip for endpoint in self.slice.endpoints for ip in endpoint.addresses))
+        return self._addresses
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SliceView) and self.slice == other.slice
@@ -73,7 +88,8 @@ class Part:
     ``clash`` says two of its endpoints make one name (then the service is
     built whole)."""
 
-    __slots__ = ("scope", "tails", "a", "aaaa", "nodes", "ents", "glue", "owners", "targets", "pieces", "clash", "_srv")
+    __slots__ = ("scope", "tails", "a", "aaaa", "nodes", "ents", "glue", "owners", "targets", "pieces", "clash", "_srv",
+                 "a_piece", "aaaa_piece")
 
     def __init__(self, settings: ZoneSettings, service: Labels, piece: EndpointSlice, old: "Part | None") -> None:
         ttl = settings.ttl
@@ -87,12 +103,13 @@ class Part:
                     self.tails[ip] = known.get(ip) or address_tail(ip, ttl)
         self.a = tuple(tail for ip, tail in self.tails.items() if ":" not in ip)
         self.aaaa = tuple(tail for ip, tail in self.tails.items() if ":" in ip)
+        self.a_piece, self.aaaa_piece = Piece(self.a), Piece(self.aaaa)  # of the service name's A and AAAA
         self.nodes: Names = {}
         # (hostname, addresses) of an endpoint -> its names, each (below, (node, glue, SRV target name))
         self.pieces: dict[tuple, tuple] = {}
         self.targets: list[bytes] = []  # SRV target names, wire form
         self.clash = False
-        self._srv: dict[tuple[Labels, int], tuple[bytes, ...]] = {}
+        self._srv: dict[tuple[Labels, int], Piece] = {}
         if not piece.cluster:
             self.ents, self.glue, self.owners = (), (), {}
             return  # addresses for the service name only (build.headless_targets)
@@ -130,19 +147,21 @@ class Part:
     def pairs(self, owner: Labels) -> int:
         return len(self.targets) * len(self.owners.get(owner, ()))
 
-    def srv(self, owner: Labels, weight: int, ttl: int) -> tuple[bytes, ...]:
-        """This slice's SRV records at ``owner``, target by target (kept per weight)."""
+    def srv(self, owner: Labels, weight: int, ttl: int) -> Piece:
+        """This slice's SRV records at ``owner``, target by target, with their
+        glue (kept per weight)."""
         key = (owner, weight)
-        tails = self._srv.get(key)
-        if tails is None:
+        piece = self._srv.get(key)
+        if piece is None:
             numbers = self.owners[owner]
             pack = _SRV_FIXED.pack
-            tails = self._srv[key] = tuple(
+            tails = tuple(
                 pack(SRV, CLASS_IN, ttl, 6 + len(name), 0, weight, port) + name
                 for name in self.targets
                 for port in numbers
             )
-        return tails
+            piece = self._srv[key] = Piece(tails, self.glue)
+        return piece
 
 
 def _pack(below: Labels, addresses: tuple[str, ...], tails: dict[str, bytes], service: Labels, origin: Labels):
@@ -154,39 +173,226 @@ def _pack(below: Labels, addresses: tuple[str, ...], tails: dict[str, bytes], se
     return Node(rrsets), glue, wire_labels(below + service + origin) + b"\0"
 
 
-def assemble(settings: ZoneSettings, imported: ServiceImport, views: tuple[SliceView, ...]) -> Names:
+def assemble(settings: ZoneSettings, imported: ServiceImport, views: tuple[SliceView, ...]) -> "Names | HeadlessNames":
     """The names of a headless service from its views' parts; the same as
-    ``build.headless_names`` of their slices (which it falls back to on a clash)."""
+    ``build.headless_names`` of their slices (which it falls back to when a
+    name comes from two slices)."""
     service = (imported.name.encode(), imported.namespace.encode(), b"svc")
     parts = [view.part(settings, service) for view in views]  # key order: the service name's addresses
-    ordered = [part for _, part in sorted(zip(views, parts), key=_target_order)]
-    names: Names = {}
-    count = 0
-    for part in ordered:
-        names.update(part.nodes)
-        count += len(part.nodes)
-    if count != len(names) or any(part.clash for part in parts):
+    names = None
+    if not any(part.clash for part in parts):
+        names = HeadlessNames.after(_newest(views, (service, settings.ttl, settings.labels)), settings, service, views, parts)
+    if names is None:
         return headless_names(settings, imported, [view.slice for view in views])  # a name from two slices
-    ttl = settings.ttl
-    top = {
-        rtype: RRset(rtype, found)
-        for rtype, found in (
-            (A, tuple(dict.fromkeys(chain.from_iterable(part.a for part in parts)))),
-            (AAAA, tuple(dict.fromkeys(chain.from_iterable(part.aaaa for part in parts)))),
-        )
-        if found
-    }
-    for owner, rrset in _srv_rrsets(ordered, ttl):
-        if owner:
-            names[owner] = Node({SRV: rrset})
-            names.setdefault(owner[1:], EMPTY_NON_TERMINAL)
-        else:
-            top[SRV] = rrset
-    names[()] = Node(top)
-    for part in ordered:
-        for ent in part.ents:
-            names.setdefault(ent, EMPTY_NON_TERMINAL)
+    for view in views:
+        view.joined = names
     return names
+
+
+def _newest(views, scope) -> "HeadlessNames | None":
+    found = None
+    for view in views:
+        joined = view.joined
+        if joined is not None and (found is None or joined.version > found.version):
+            found = joined
+    return found if found is not None and found.scope == scope else None
+
+
+_MISSING = object()
+_versions = count()
+
+
+class HeadlessNames(Mapping):
+    """A headless service's names as parts put end to end, kept so that the
+    next version is made from this one in what the changed slices hold.
+
+    Read as the mapping ``build.headless_names`` defines (labels below the
+    service -> node). A query's ``get`` looks in three places: ``small`` (the
+    service name, its SRV owners and the empty non-terminals: a few names,
+    made anew each version), then the endpoint names, which are ``index`` (a
+    dict shared, unchanged, by the versions made from it) read through
+    ``over`` (this version's changes to it; None: gone). ``counts`` and
+    ``counted`` do the same for how many slices hold each address record:
+    ``shared`` counts those in more than one, and while it is 0 the service
+    name's A and AAAA are the slices' records end to end, with no dedup. When
+    an overlay outgrows ``_limit`` of its dict, they are merged (once in
+    ~2 sqrt(n) changes). Nothing here refers to a view, so no cycle is made.
+
+    Listing (``items``, equality) builds the plain dict, in the order the
+    names are put together in (what ``build.headless_names`` gives, as a set)."""
+
+    __slots__ = ("scope", "version", "by_name", "order", "index", "over", "counts", "counted", "shared", "srv", "top",
+                 "small")
+
+    @classmethod
+    def after(cls, base, settings: ZoneSettings, service: Labels, views, parts: list[Part]) -> "HeadlessNames | None":
+        """The names of ``views``, from ``base`` (an earlier version's names,
+        or None); None when two slices make one name."""
+        self = cls.__new__(cls)
+        self.scope, self.version = (service, settings.ttl, settings.labels), next(_versions)
+        self.by_name = {view.slice.name: part for view, part in zip(views, parts)}
+        self.order = [part for _, part in sorted(zip(views, parts), key=_target_order)]
+        if not (self._fresh(parts) if base is None else self._step(base)):
+            return None
+        self._put_together(settings.ttl, parts)
+        return self
+
+    def _fresh(self, parts: list[Part]) -> bool:
+        index: Names = {}
+        total = 0
+        for part in self.order:
+            index.update(part.nodes)
+            total += len(part.nodes)
+        counts = Counter(chain.from_iterable(part.tails.values() for part in parts))
+        self.index, self.over, self.counts, self.counted = index, {}, counts, {}
+        shared = len(counts) < sum(len(part.tails) for part in parts)
+        self.shared = sum(1 for n in counts.values() if n > 1) if shared else 0
+        return total == len(index)
+
+    def _step(self, base: "HeadlessNames") -> bool:
+        """What changed since ``base``: the slices whose part is another."""
+        old = base.by_name
+        pairs = [(old.get(name), part) for name, part in self.by_name.items() if old.get(name) is not part]
+        pairs += [(part, None) for name, part in old.items() if name not in self.by_name]
+        index, over = base.index, dict(base.over)
+        for before, after in pairs:  # names out first: one may move from a slice to another
+            if before is not None:
+                kept = after.nodes if after is not None else {}
+                for below, node in before.nodes.items():
+                    if kept.get(below) is not node:
+                        if below in index:
+                            over[below] = None
+                        else:
+                            over.pop(below, None)
+        for before, after in pairs:
+            if after is not None:
+                had = before.nodes if before is not None else {}
+                for below, node in after.nodes.items():
+                    if had.get(below) is not node:
+                        held = over.get(below, _MISSING)
+                        if (index.get(below) if held is _MISSING else held) is not None:
+                            return False  # a name from two slices
+                        over[below] = node
+        counts, counted, shared = base.counts, dict(base.counted), base.shared
+        for before, after in pairs:
+            out = set(before.tails.values()) if before is not None else set()
+            into = set(after.tails.values()) if after is not None else set()
+            for tail in out - into:
+                n = counted.get(tail)
+                n = counts.get(tail, 0) if n is None else n
+                counted[tail] = n - 1
+                shared -= n == 2
+            for tail in into - out:
+                n = counted.get(tail)
+                n = counts.get(tail, 0) if n is None else n
+                counted[tail] = n + 1
+                shared += n == 1
+        if len(over) > _limit(len(index)):
+            index = {**index, **over}
+            index = {below: node for below, node in index.items() if node is not None}
+            over = {}
+        if len(counted) > _limit(len(counts)):
+            counts = {tail: n for tail, n in {**counts, **counted}.items() if n}
+            counted = {}
+        self.index, self.over, self.counts, self.counted, self.shared = index, over, counts, counted, shared
+        return True
+
+    def _put_together(self, ttl: int, parts: list[Part]) -> None:
+        """The service name and SRV owners, and which names are empty non-terminals."""
+        top: dict = {}
+        if self.shared:  # an address in two slices: listed once, where it first appears
+            for rtype, found in (
+                (A, tuple(dict.fromkeys(chain.from_iterable(part.a for part in parts)))),
+                (AAAA, tuple(dict.fromkeys(chain.from_iterable(part.aaaa for part in parts)))),
+            ):
+                if found:
+                    top[rtype] = RRset(rtype, found)
+        else:
+            for rtype, pieces in ((A, [p.a_piece for p in parts if p.a]), (AAAA, [p.aaaa_piece for p in parts if p.aaaa])):
+                if pieces:
+                    top[rtype] = PiecedRRset(rtype, pieces)
+        self.srv = []
+        for owner, rrset in _srv_rrsets(self.order, ttl):
+            if owner:
+                self.srv.append((owner, Node({SRV: rrset})))
+            else:
+                top[SRV] = rrset
+        self.top = Node(top)
+        self.small = small = {}
+        for ent in chain((owner[1:] for owner, _ in self.srv), (ent for part in self.order for ent in part.ents)):
+            if self._endpoint(ent) is None:
+                small[ent] = EMPTY_NON_TERMINAL
+        small.update(self.srv)
+        small[()] = self.top
+
+    def _endpoint(self, below: Labels) -> Node | None:
+        node = self.over.get(below, _MISSING)
+        return self.index.get(below) if node is _MISSING else node
+
+    def get(self, below: Labels, default=None):
+        node = self.small.get(below)
+        if node is None:
+            node = self.over.get(below, _MISSING)
+            if node is _MISSING:
+                node = self.index.get(below)
+            if node is None:
+                return default
+        return node
+
+    def __getitem__(self, below: Labels) -> Node:
+        node = self.get(below)
+        if node is None:
+            raise KeyError(below)
+        return node
+
+    def __contains__(self, below: object) -> bool:
+        return self.get(below) is not None  # type: ignore[arg-type]
+
+    def flat(self) -> Names:
+        """The names as one dict, put together as ``assemble`` always did."""
+        names: Names = {}
+        for part in self.order:
+            names.update(part.nodes)
+        for owner, node in self.srv:
+            names[owner] = node
+            names.setdefault(owner[1:], EMPTY_NON_TERMINAL)
+        names[()] = self.top
+        for part in self.order:
+            for ent in part.ents:
+                names.setdefault(ent, EMPTY_NON_TERMINAL)
+        return names
+
+    def __iter__(self):
+        return iter(self.flat())
+
+    def __len__(self) -> int:
+        return len(self.flat())
+
+    def items(self):
+        return self.flat().items()
+
+    def keys(self):
+        return self.flat().keys()
+
+    def values(self):
+        return self.flat().values()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, HeadlessNames):
+            other = other.flat()
+        elif not isinstance(other, Mapping):
+            return NotImplemented
+        return self.flat() == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"HeadlessNames({len(self.order)} slices, version {self.version})"
+
+
+def _limit(size: int) -> int:
+    """How large an overlay may grow over a dict of ``size`` before they merge."""
+    return 64 + 2 * isqrt(size)
 
 
 def _srv_rrsets(ordered: list[Part], ttl: int):
@@ -195,8 +401,7 @@ def _srv_rrsets(ordered: list[Part], ttl: int):
     for owner in dict.fromkeys(owner for part in ordered for owner in part.owners):
         having = [part for part in ordered if owner in part.owners]
         weight = max(1, 100 // sum(part.pairs(owner) for part in having))
-        tails = tuple(chain.from_iterable(part.srv(owner, weight, ttl) for part in having))
-        yield owner, RRset(SRV, tails, tuple(chain.from_iterable(part.glue for part in having)))
+        yield owner, PiecedRRset(SRV, [part.srv(owner, weight, ttl) for part in having])
 
 
 def _target_order(pair: tuple[SliceView, Part]):

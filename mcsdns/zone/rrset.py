@@ -20,12 +20,14 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Iterable
 
 import dnslib
 
 A, NS, SOA, TXT, AAAA, SRV = 1, 2, 6, 16, 28, 33
 CLASS_IN = 1
+QUESTION = b"\xc0\x0c"  # a pointer to the question name, at offset 12: every answer record's owner
 
 Labels = tuple[bytes, ...]  # a name as lower-case labels, leftmost first, root omitted
 
@@ -50,11 +52,92 @@ class RRset:
     glue: tuple[Glue, ...] = ()
 
 
+class Piece:
+    """Some records of an RRset (one EndpointSlice's) with, packed the first
+    time they are answered, the bytes they add to the answer section (owner: a
+    pointer to the question) and to Additional (their glue, whose owners end in
+    a pointer to the apex, the same for every question of one owner name)."""
+
+    __slots__ = ("tails", "glue", "_wire", "_extra")
+
+    def __init__(self, tails: tuple[bytes, ...], glue: tuple[Glue, ...] = ()) -> None:
+        self.tails = tails
+        self.glue = glue
+        self._wire: bytes | None = None
+        self._extra: tuple[bytes, bytes, int] | None = None  # (apex pointer, records, how many)
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = b"".join([QUESTION + tail for tail in self.tails])
+        return self._wire
+
+    def extra(self, apex: bytes) -> tuple[bytes, int]:
+        cached = self._extra
+        if cached is None or cached[0] != apex:
+            records = [glue.owner + apex + tail for glue in self.glue for tail in glue.tails]
+            cached = self._extra = (apex, b"".join(records), len(records))
+        return cached[1], cached[2]
+
+
+class PiecedRRset:
+    """An RRset that is its pieces end to end: what a large headless service's
+    own name answers (its A, AAAA and SRV sets, slice by slice). Equal to the
+    ``RRset`` of the same records; the engine answers it by joining the
+    pieces' packed bytes, so a change to one slice repacks that slice alone."""
+
+    __slots__ = ("rtype", "pieces", "count", "_tails", "_glue")
+
+    def __init__(self, rtype: int, pieces: list[Piece]) -> None:
+        self.rtype = rtype
+        self.pieces = pieces
+        self.count = sum(len(piece.tails) for piece in pieces)
+        self._tails: tuple[bytes, ...] | None = None
+        self._glue: tuple[Glue, ...] | None = None
+
+    @property
+    def tails(self) -> tuple[bytes, ...]:
+        if self._tails is None:
+            self._tails = tuple(chain.from_iterable(piece.tails for piece in self.pieces))
+        return self._tails
+
+    @property
+    def glue(self) -> tuple[Glue, ...]:
+        if self._glue is None:
+            self._glue = tuple(chain.from_iterable(piece.glue for piece in self.pieces))
+        return self._glue
+
+    def answer(self) -> list[bytes]:
+        """The answer section's records, piece by piece (``count`` of them)."""
+        return [piece.wire for piece in self.pieces]
+
+    def additional(self, apex: bytes) -> tuple[list[bytes], int]:
+        """The glue records, piece by piece, and how many there are."""
+        found, count = [], 0
+        for piece in self.pieces:
+            if piece.glue:
+                records, n = piece.extra(apex)
+                found.append(records)
+                count += n
+        return found, count
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (RRset, PiecedRRset)):
+            return NotImplemented
+        return (self.rtype, self.tails, self.glue) == (other.rtype, other.tails, other.glue)
+
+    def __hash__(self) -> int:
+        return hash((self.rtype, self.tails, self.glue))
+
+    def __repr__(self) -> str:
+        return f"PiecedRRset({self.rtype}, {self.count} records in {len(self.pieces)} pieces)"
+
+
 @dataclass(frozen=True, slots=True)
 class Node:
     """One owner name. No RRsets means an empty non-terminal (RFC 8020: NODATA)."""
 
-    rrsets: dict[int, RRset] = field(default_factory=dict)
+    rrsets: dict[int, RRset | PiecedRRset] = field(default_factory=dict)
 
 
 EMPTY_NON_TERMINAL = Node()

@@ -200,3 +200,51 @@ def test_no_cyclic_gc_while_loading_then_frozen_and_back_on():
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+# Each step edits slices of a service of 8; after each, the names made from the
+# previous version (HeadlessNames._step) equal a fresh build and the definition,
+# and so do the answers, over TCP and UDP sizes (truncation included).
+STEPS = [
+    ("flap not ready", [Upsert(piece("p3", many("p3", 29, base=3) + [endpoint("10.3.9.9", False)]))]),
+    ("flap ready", [Upsert(piece("p3", many("p3", 29, base=3) + [endpoint("10.3.9.9")]))]),
+    ("add an endpoint", [Upsert(piece("p4", many("p4", 31, base=4)))]),
+    ("remove an endpoint", [Upsert(piece("p4", many("p4", 29, base=4)))]),
+    ("an address moves between slices", [Upsert(piece("p5", many("p5", 29, base=5))),
+                                          Upsert(piece("p6", many("p6", 30, base=6) + [endpoint("10.5.0.30")]))]),
+    ("one address in two clusters' slices (deduped)", [Upsert(piece("p7", many("p7", 30, base=7) +
+                                                                    [endpoint("10.0.0.1")], cluster="west"))]),
+    ("the duplicate goes", [Upsert(piece("p7", many("p7", 30, base=7), cluster="west"))]),
+    ("one address in two slices of a cluster (a clash)", [Upsert(piece("p1", many("p1", 30, base=1) + [endpoint("10.2.0.1")]))]),
+    ("clash gone", [Upsert(piece("p1", many("p1", 30, base=1)))]),
+    ("a hostname in two slices (a clash)", [Upsert(piece("p2", many("p2", 30, base=2) + [endpoint("10.2.9.1", host="web-0")])),
+                                            Upsert(piece("p0", many("p0", 30) + [endpoint("10.0.9.1", host="web-0")]))]),
+    ("one of them goes", [Upsert(piece("p0", many("p0", 30)))]),
+    ("dual stack twin in an IPv6 slice", [Upsert(piece("v6", [endpoint("fd00::9", host="web-1")], family="IPv6"))]),
+    ("and its IPv4 half (a clash)", [Upsert(piece("p2", many("p2", 30, base=2) + [endpoint("10.2.9.1", host="web-0"),
+                                                                                 endpoint("10.2.9.2", host="web-1")]))]),
+    ("IPv6 slice without hostnames", [Upsert(piece("v6", [endpoint("fd00::9"), endpoint("fd00::a")], family="IPv6"))]),
+    ("a slice goes", [Delete(Kind.ENDPOINT_SLICE, NS, "p5")]),
+] + [(f"flap {n}", [Upsert(piece("p6", many("p6", 30 - n % 2, base=6)))]) for n in range(80)]  # past the overlay's merge
+
+
+def answers_by_size(store):
+    responder = Responder()
+    found = []
+    for q, t in QUERIES + [(f"web-0.west.{NAME}", "A"), (f"web-1.east.{NAME}", "AAAA")]:
+        for udp in (False, True):
+            query = dns.message.make_query(q, t, id=7, use_edns=0, payload=1232).to_wire()
+            found.append(responder.respond(query, store.snapshot, udp=udp))
+    return found
+
+
+def test_names_made_from_the_previous_version_equal_a_fresh_build():
+    store = store_of([headless(), *(piece(f"p{i}", many(f"p{i}", 30, base=i), cluster="east" if i < 6 else "west")
+                                    for i in range(8))])
+    for what, events in STEPS:
+        before = names_of(store)  # packed: the next version is made from it
+        assert before is not None
+        store.apply(events)
+        fresh = store_of(store.objects(), store.snapshot.serial)
+        assert names_of(store) == names_of(fresh) == whole(store), what
+        assert answers_by_size(store) == answers_by_size(fresh), what

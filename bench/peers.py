@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -88,14 +90,57 @@ def tree_cpu(pid: int) -> tuple[float, float]:
     return user, system
 
 
+# perf stat software events and syscall tracepoints (no hardware counters in this VM): what the kernel is asked per query
+PERF_EVENTS = {"syscalls": "raw_syscalls:sys_enter", "epoll": "syscalls:sys_enter_epoll_wait",
+               "epoll_p": "syscalls:sys_enter_epoll_pwait", "recvmmsg": "syscalls:sys_enter_recvmmsg",
+               "recvmsg": "syscalls:sys_enter_recvmsg", "recvfrom": "syscalls:sys_enter_recvfrom",
+               "switches": "context-switches", "migrations": "cpu-migrations"}
+
+
+def perf_stat(pids: list[int]) -> subprocess.Popen:
+    return subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(PERF_EVENTS.values()),
+                             "-p", ",".join(map(str, pids))], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+
+
+def perf_counts(process: subprocess.Popen) -> dict[str, float]:
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=10)
+    names = {event: name for name, event in PERF_EVENTS.items()}
+    counts = {}
+    for line in err.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2] in names and fields[0].replace(".", "").isdigit():
+            counts[names[fields[2]]] = float(fields[0])
+    return counts
+
+
+def switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of every thread of a process tree."""
+    counts = [0, 0]
+    for member in tree(pid):
+        for status in Path(f"/proc/{member}/task").glob("*/status"):
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        counts[line.startswith("non")] += int(line.split()[1])
+            except OSError:
+                continue
+    return counts[0], counts[1]
+
+
 def run_load(pid: int, port: int, args, queries: Path) -> tuple:
-    """(queries/s, lost, avg latency ms, us CPU/query, us user/query, us system/query)."""
-    before = tree_cpu(pid)
+    """(queries/s, lost, avg latency ms, us CPU/query, us user/query, us system/query, perf counts per query)."""
+    pids = tree(pid)
+    perf = perf_stat(pids) if args.perf else None
+    before, switched = tree_cpu(pid), switches(pid)
     summary = dnsperf(port, args.seconds, args.clients, queries, "-m", args.mode)
     after = tree_cpu(pid)
     done = max(summary["completed"], 1)
+    counts = {name: count / done for name, count in perf_counts(perf).items()} if perf else {}
+    if perf:
+        counts["voluntary"], counts["involuntary"] = ((a - b) / done for a, b in zip(switches(pid), switched))
     user, system = ((a - b) / done * 1e6 for a, b in zip(after, before))
-    return summary["qps"], summary["lost"], summary["latency"] * 1e3, user + system, user, system
+    return summary["qps"], summary["lost"], summary["latency"] * 1e3, user + system, user, system, counts
 
 
 def mcsdns(variant: str, args, queries: Path, zonefile: Path) -> tuple | str:
@@ -122,6 +167,8 @@ def main() -> None:
                         help="variants: batch, plain, batch-norrl, plain-norrl")
     parser.add_argument("--no-coredns", action="store_true")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--perf", action="store_true",
+                        help="also count, per answered query, system calls, wakeups and context switches (perf stat)")
     args = parser.parse_args()
     rows: list[tuple[int, str, tuple | str]] = []
     peers = list(PEERS.items()) + ([] if args.no_coredns else [("CoreDNS", coredns)])
@@ -146,12 +193,19 @@ def main() -> None:
             if isinstance(result, str):
                 print(f"{round_:>5} {name:<13} skipped: {result}")
                 continue
-            rate, lost, latency, micros, user, system = result
+            rate, lost, latency, micros, user, system, counts = result
             vs = [f"{micros / nsd_[3]:.2f}x" if isinstance(nsd_, tuple) else "-",
                   f"{rate / nsd_[0]:.2f}x" if isinstance(nsd_, tuple) else "-",
                   f"{rate / knot_[0]:.2f}x" if isinstance(knot_, tuple) else "-"]
             print(f"{round_:>5} {name:<13} {rate:>10,.0f} {lost:>5.0f} {latency:>10.2f} {micros:>9.2f} "
                   f"{user:>5.2f} {system:>5.2f} {vs[0]:>10} {vs[1]:>10} {vs[2]:>11}")
+            if counts:
+                receives = counts.get("recvmmsg", 0) + counts.get("recvmsg", 0) + counts.get("recvfrom", 0)
+                print(f"{'':>5} {'':<13} per query: {counts.get('syscalls', 0):.3f} system calls, "
+                      f"{counts.get('epoll', 0) + counts.get('epoll_p', 0):.4f} epoll waits, "
+                      f"{receives:.4f} receive calls ({1 / receives if receives else 0:.1f} queries each), "
+                      f"{counts.get('switches', 0):.4f} context switches ({counts.get('voluntary', 0):.4f} voluntary, "
+                      f"{counts.get('involuntary', 0):.4f} not), {counts.get('migrations', 0):.4f} migrations")
 
 
 if __name__ == "__main__":

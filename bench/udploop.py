@@ -9,6 +9,12 @@ batch loop (``transport.batch.BatchDrain``: recvmmsg/sendmmsg) and the plain
 one (``UdpServer._drain``: recvfrom/sendto per datagram). Then the Python steps
 the batch loop takes per query, each timed alone with ``timeit``: what is left
 of a query's cost is the kernel's (the system calls and the loopback delivery).
+Last, the batch loop with the kernel taken out (``--python-only``): its two
+system calls replaced by stand-ins that hand it 64 queries already in its
+buffers (from 127.0.0.1) and take its answers, so what is timed is the Python
+it runs per query, with the limiter off and on (loopback exempt, the default).
+Run it under ``valgrind --tool=callgrind`` for instruction counts:
+``--python-only --rounds N`` at two N, the difference over the extra queries.
 Not a test: it prints numbers for bench/RESULTS.md.
 """
 
@@ -19,6 +25,7 @@ import logging
 import mmap
 import socket
 import statistics
+import struct
 import sys
 import time
 import timeit
@@ -30,7 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.metrics import wires, zone  # noqa: E402
 from mcsdns.engine.cache import ResponseCache  # noqa: E402
 from mcsdns.engine.respond import Responder  # noqa: E402
+from mcsdns.transport import batch as batching  # noqa: E402
 from mcsdns.transport.batch import BatchDrain, available  # noqa: E402
+from mcsdns.transport.rrl import RateLimiter  # noqa: E402
 from mcsdns.transport.stats import TransportStats  # noqa: E402
 from mcsdns.transport.udp import UdpServer  # noqa: E402
 
@@ -93,10 +102,46 @@ def steps() -> dict[str, float]:
             for name, code in cases.items()}
 
 
+def python_only(rounds: int, limited: bool) -> float:
+    """us per query of the batch loop's Python, every query a cache hit, no system call."""
+    logging.disable(logging.WARNING)
+    store, cache = zone(), ResponseCache(Responder())
+    handler = lambda message, udp: cache.answer(message, store.snapshot, udp)  # noqa: E731
+    hits = lambda: cache.udp_hits(store.snapshot)  # noqa: E731
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        limiter = RateLimiter(10**9, exempt=("127.0.0.0/8",)) if limited else None
+        drain = BatchDrain(sock, handler, hits, TransportStats("udp", 1), limiter)
+        questions = wires()
+        for index in range(batching.SLOTS):
+            message = questions[index % len(questions)]
+            handler(message, True)  # now cached
+            drain._queries[index * batching.SLOT : index * batching.SLOT + len(message)] = message
+            drain._sizes[index] = len(message)
+            drain._names[index * 16 : index * 16 + 16] = struct.pack("=H2s4s8x", socket.AF_INET, (5300 + index).to_bytes(2, "big"),
+                                                                    socket.inet_aton("127.0.0.1"))
+        turns = iter(([batching.SLOTS, 0] * rounds))
+        drain._receive = lambda fd, vector, size, flags, timeout: next(turns)
+        drain._send = lambda fd, vector, size, flags: size
+        drain()  # the limiter learns the source
+        started = time.perf_counter()
+        for _ in range(rounds - 1):
+            drain()
+        return (time.perf_counter() - started) / ((rounds - 1) * batching.SLOTS) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000)
+    parser.add_argument("--python-only", action="store_true", help="only the batch loop without its system calls")
+    parser.add_argument("--limiter", choices=("off", "on", "both"), default="both", help="for --python-only")
     args = parser.parse_args()
+    if args.python_only or available():
+        print(f"# batch loop without the kernel: {batching.SLOTS} hits a call, {args.rounds} calls, us per query")
+        for limited in {"off": (False,), "on": (True,), "both": (False, True)}[args.limiter]:
+            print(f"{'limiter on (source exempt)' if limited else 'limiter off':<28} "
+                  f"{python_only(args.rounds, limited):6.3f} us")
+        if args.python_only:
+            return
     print(f"# UDP loop, {BURST} cached questions a burst, median of {args.rounds} bursts, thread CPU per query")
     for name, micros in loops(args.rounds).items():
         print(f"{name:<28} {micros:6.2f} us")

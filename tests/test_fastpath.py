@@ -249,3 +249,81 @@ def test_batch_loop_skips_the_limiter_for_an_exempt_source():
     assert asked == ["127.0.0.1"]
     assert len(limited) == 1  # the first answer, before the source was known exempt
     assert sum(stats.tallies.values()) == 60
+
+
+@pytest.mark.skipif(not batch.available(), reason="recvmmsg/sendmmsg exist only on Linux")
+def test_batch_loop_counts_no_replacement_as_sent():
+    """A batch where the limiter replaces every answer (TC=1 slips) and drops none:
+    each client gets its slip, and the loop counts none of them (the limiter does)."""
+    from mcsdns.engine.cache import ResponseCache
+    from mcsdns.transport.stats import TransportStats
+    from tests.conftest import load_store
+
+    store = load_store(DATA / "zone")
+    cache = ResponseCache(Responder())
+
+    def slip(message, response, peer):
+        return response[:2] + bytes([response[2] | 0x02]) + response[3:12]
+
+    with udp_pair() as (server, client):
+        stats = TransportStats("udp", 1)
+        drain = batch.BatchDrain(server, lambda m, udp: cache.answer(m, store.snapshot, udp),
+                                 lambda: cache.udp_hits(store.snapshot), stats, slip)
+        messages = wires(1)[:30]
+        for _ in range(2):  # misses, then hits
+            for message in messages:
+                client.sendto(message, server.getsockname())
+            time.sleep(0.1)
+            drain()
+            got = {client.recv(65535) for _ in messages}
+            assert {r[:2] for r in got} == {m[:2] for m in messages} and all(len(r) == 12 for r in got)
+        assert dict(stats.tallies) == {}
+
+
+@pytest.mark.skipif(not batch.available(), reason="recvmmsg/sendmmsg exist only on Linux")
+def test_batch_loop_limits_a_source_beside_an_exempt_one():
+    """Once a batch mixes an exempt source with one that is not, every answer to
+    the second goes through the limiter (the exempt batch shortcut is per batch)."""
+    from mcsdns.engine.cache import ResponseCache
+    from mcsdns.transport.stats import TransportStats
+    from tests.conftest import load_store
+
+    store = load_store(DATA / "zone")
+    cache = ResponseCache(Responder())
+    limited = []
+
+    class OneExempt:
+        def is_exempt(self, host):
+            return host == "127.0.0.1"
+
+        def __call__(self, message, response, peer):
+            limited.append(peer)
+            return response
+
+    with udp_pair() as (server, exempt), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("127.0.0.2", 0))
+        other.settimeout(1)
+        limited_source = other.getsockname()
+        stats = TransportStats("udp", 1)
+        drain = batch.BatchDrain(server, lambda m, udp: cache.answer(m, store.snapshot, udp),
+                                 lambda: cache.udp_hits(store.snapshot), stats, OneExempt())
+        messages = wires(1)[:20]
+        for message in messages:
+            exempt.sendto(message, server.getsockname())
+        time.sleep(0.1)
+        drain()  # learns that 127.0.0.1 is exempt
+        assert [exempt.recv(65535)[:2] for _ in messages] and len(limited) == 1
+        for message in messages[:10]:
+            exempt.sendto(message, server.getsockname())
+            other.sendto(message, server.getsockname())
+        time.sleep(0.1)
+        drain()
+        for sock in (exempt, other):
+            got = {}
+            for _ in range(10):
+                response = sock.recv(65535)
+                got[response[:2]] = response
+            for message in messages[:10]:
+                assert got[message[:2]] == ENGINE.respond(message, store.snapshot, True)
+    assert limited[1:] == [limited_source] * 10
+    assert sum(stats.tallies.values()) == 40

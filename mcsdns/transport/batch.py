@@ -29,6 +29,7 @@ import mmap
 import os
 import socket
 import sys
+from collections import _count_elements  # Counter.update's C loop
 from time import perf_counter
 from typing import Callable
 
@@ -82,6 +83,10 @@ def _calls():
 _CALLS = _calls()
 
 
+def _counted(tally) -> bool:
+    return tally is not None
+
+
 def available() -> bool:
     return _CALLS is not None
 
@@ -120,7 +125,7 @@ class BatchDrain:
         self._rvec = (_MMsgHdr * SLOTS)()
         self._svec = (_MMsgHdr * SLOTS)()
         self._riov = (_IoVec * SLOTS)()
-        self._siov = (_IoVec * (2 * SLOTS))()  # per answer: its ID (from the query's slot), the rest
+        self._siov = (_IoVec * (2 * SLOTS))()  # per answer: its ID (from the query's slot), the rest (cached bytes)
         for index in range(SLOTS):
             query, name = _address(self._queries, index * SLOT), _address(self._names, index * name_size)
             self._riov[index].base, self._riov[index].len = query, SLOT
@@ -130,27 +135,27 @@ class BatchDrain:
                 header = vector[index].hdr
                 header.name, header.namelen, header.iovlen = name, name_size, count
                 header.iov = ctypes.addressof(iov[index * count])
-        self._lengths = memoryview(self._rvec).cast("B").cast("I")  # msg_len written by recvmmsg
-        self._answer_lengths = memoryview(self._siov).cast("B").cast("Q")  # iov_len of each answer's rest
-        # Per slot: where its buffers start, and the indexes of its msg_len and answer iov_len in those views.
-        # And where its source address is (the limiter's memo key).
-        first, last = (8, 24) if sock.family == socket.AF_INET6 else (4, 8)
-        self._slots = [(index * SLOT, index * _STRIDE32 + _LEN_INDEX, index * 4 + 3,
-                        index * name_size + first, index * name_size + last) for index in range(SLOTS)]
+        # Views, one item per slot: msg_len as recvmmsg wrote it; the base and length of each answer's rest.
+        self._sizes = memoryview(self._rvec).cast("B").cast("I")[_LEN_INDEX::_STRIDE32]
+        answer_iov = memoryview(self._siov).cast("B").cast("Q")  # 4 words per slot: ID base, 2, rest base, length
+        self._rest_length = answer_iov[3::4]
+        self._bases = [index * SLOT for index in range(SLOTS)]
+        self._pending: list = [None] * SLOTS  # the tally of each slot's answer (None: not ours to count)
+        # Where a source address is in its sockaddr (bytes), and each of its 32-bit words, one item per slot.
+        self._source_span = (8, 24) if sock.family == socket.AF_INET6 else (4, 8)
+        words = memoryview(self._names).cast("I")
+        per_slot = name_size // 4
+        self._address_words = ([words[word::per_slot] for word in range(2, 6)] if sock.family == socket.AF_INET6
+                               else [words[1::per_slot]])
         self._rvec_at = ctypes.addressof(self._rvec)
         self._svec_at = ctypes.addressof(self._svec)
-        self._pending = [0] * SLOTS  # the tally counted for each slot, taken back if its send fails
         self.limiter = limiter
         self._hosts: dict[bytes, tuple[str, bool]] = {}  # source address bytes -> (text, exempt), for the limiter
+        self._exempt: set[bytes] = set()  # the exempt ones among them
 
     def __call__(self) -> None:
-        stats, handler = self.stats, self.handler
-        tallies, pending = stats.tallies, self._pending
+        receive, fd, vector = self._receive, self.fd, self._rvec_at
         hits = self.hits().get  # the zone cannot change during this call: it changes on this thread
-        queries, answers = self._queries, self._answers  # mmap slices are bytes; slice stores copy in
-        lengths, answer_lengths, slots = self._lengths, self._answer_lengths, self._slots
-        receive, fd, vector, limiter = self._receive, self.fd, self._rvec_at, self.limiter
-        names, sources = self._names, self._hosts
         answered = 0
         started = perf_counter()
         for _ in range(ROUNDS):
@@ -161,69 +166,76 @@ class BatchDrain:
                 if ctypes.get_errno() not in _RETRY:  # e.g. ICMP port unreachable reported on the socket
                     log.debug("udp receive: %s", os.strerror(ctypes.get_errno()))
                 continue
-            first = 0  # the run of slots [first, index) waiting to be sent
-            for index in range(count):
-                base, size_at, length_at, source_at, source_end = slots[index]
-                hit = hits(queries[base + 2 : base + lengths[size_at]])
-                if hit is None:
-                    response, tally = self._miss(queries[base : base + lengths[size_at]], index)
-                    if response is None:
-                        answered += self._flush(first, index)
-                        first = index + 1
-                        continue
-                    queries[base : base + 2] = response[:2]  # the ID the engine wrote (always the query's)
-                    rest = response[2:]
-                else:
-                    rest, tally = hit
-                if limiter is not None:
-                    source = sources.get(names[source_at:source_end])
-                    if source is None or not source[1]:  # unknown yet, or not exempt from the limiter
-                        first, sent = self._limited(index, first, rest, tally)
-                        answered += sent
-                        continue
-                length = len(rest)
-                answers[base : base + length] = rest
-                answer_lengths[length_at] = length
-                tallies[tally] += 1
-                pending[index] = tally
-            answered += self._flush(first, count)
+            answered += self._answer(count, hits)
             if count < SLOTS:
                 break
-        stats.timed(answered, perf_counter() - started)
+        self.stats.timed(answered, perf_counter() - started)
 
-    def _limited(self, index: int, first: int, rest: bytes, tally: int) -> tuple[int, int]:
-        """Slot ``index`` through the limiter: its answer, a replacement (not counted
-        here), or nothing (the run before it is sent). (new first, answers sent)."""
-        base, size_at, length_at = self._slots[index][:3]
-        message = self._queries[base : base + self._lengths[size_at]]
-        response = message[:2] + rest
+    def _answer(self, count: int, hits) -> int:
+        """Answer the ``count`` queries received; how many answers went out."""
+        queries, answers, rest_length, pending = self._queries, self._answers, self._rest_length, self._pending
+        limiter = self.limiter
+        if limiter is not None and self._exempt and self._one_exempt_source(count):
+            limiter = None  # the whole batch is from one source the limiter exempts: as without it
+        names, known, size, (source_at, source_end) = self._names, self._hosts, self._name_size, self._source_span
+        first = sent = 0  # the run of slots [first, index) waiting to be sent
+        quiet = False  # a slot of this batch is not counted here: no answer, or the limiter's replacement
+        for index, base, length in zip(range(count), self._bases, self._sizes[:count].tolist()):
+            hit = hits(queries[base + 2 : base + length])
+            if hit is None:
+                hit = self._miss(queries[base : base + length], index)
+            if limiter is not None and hit is not None:
+                at = index * size
+                source = known.get(names[at + source_at : at + source_end])
+                if source is None or not source[1]:  # unknown yet, or not exempt from the limiter
+                    hit, quiet = self._limited(index, hit), True  # a replacement's tally is None
+            if hit is None:  # nothing to send: the run before it goes now
+                sent += self._flush(first, index)
+                first, pending[index], quiet = index + 1, None, True
+                continue
+            rest, pending[index] = hit
+            answers[base : base + len(rest)] = rest
+            rest_length[index] = len(rest)
+        sent += self._flush(first, count)
+        tallies = pending[:count]  # counted together, in C (a failed send was taken back from its tally)
+        _count_elements(self.stats.tallies, filter(_counted, tallies) if quiet else tallies)
+        return sent
+
+    def _limited(self, index: int, hit: tuple):
+        """Slot ``index``'s answer through the limiter: ``hit`` itself, a replacement
+        (its tally None: the limiter counts it), or None to send nothing."""
+        base = index * SLOT
+        message = self._queries[base : base + self._sizes[index]]
+        response = message[:2] + hit[0]
         try:
             sent = self.limiter(message, response, self._peer_of(index))
         except Exception:  # a bug must cost one answer, never the batch
             log.exception("no answer to a %d-byte query from %s", len(message), self.peer(index))
             self.stats.dropped += 1
             sent = None
-        if sent is None:
-            return index + 1, self._flush(first, index)
-        if sent is not response:
-            self._queries[base : base + 2] = sent[:2]
-            rest, tally = sent[2:], None
-        self._answers[base : base + len(rest)] = rest
-        self._answer_lengths[length_at] = len(rest)
-        if tally is not None:
-            self.stats.tallies[tally] += 1
-        self._pending[index] = tally
-        return first, 0
+        if sent is None or sent is response:
+            return sent and hit
+        self._queries[base : base + 2] = sent[:2]
+        return sent[2:], None
 
-    def _miss(self, message: bytes, index: int) -> tuple[bytes | None, int]:
+    def _one_exempt_source(self, count: int) -> bool:
+        """Whether the first ``count`` queries all come from one address, exempt from the limiter
+        (a resolver in front, a load generator): then the loop skips the limiter for the batch."""
+        runs = [view[:count].tobytes() for view in self._address_words]  # each a 32-bit word of the address
+        return all(run == run[:4] * count for run in runs) and b"".join(run[:4] for run in runs) in self._exempt
+
+    def _miss(self, message: bytes, index: int) -> tuple[bytes, int] | None:
+        """The engine's answer to a query the cache does not hold, as a hit: (response less its ID, tally)."""
         try:
             response, tally = self.handler(message, True)
         except Exception:  # a bug must cost one answer, never the server
             log.exception("no answer to a %d-byte query from %s", len(message), self.peer(index))
-            response, tally = None, 0
+            response = None
         if response is None:
             self.stats.dropped += 1
-        return response, tally
+            return None
+        self._queries[index * SLOT : index * SLOT + 2] = response[:2]  # the ID the engine wrote (always the query's)
+        return response[2:], tally
 
     def _flush(self, first: int, end: int) -> int:
         """Send the answers in slots [first, end); how many went out. A failed one
@@ -249,16 +261,18 @@ class BatchDrain:
         bytes (a bounded memo), with whether the limiter exempts it (then the
         loop skips the limiter for it: ``is_exempt(host)``, where the limiter has one,
         depends on the address alone); only the port is read each time."""
-        _, _, _, source_at, source_end = self._slots[index]
-        address = self._names[source_at:source_end]
+        at = index * self._name_size
+        address = self._names[at + self._source_span[0] : at + self._source_span[1]]
         known = self._hosts.get(address)
         if known is None:
             if len(self._hosts) >= 4096:
                 self._hosts.clear()
+                self._exempt.clear()
             host = self.peer(index)[0]
             exempt = getattr(self.limiter, "is_exempt", None)
             known = self._hosts[address] = (host, bool(exempt and exempt(host)))
-        at = index * self._name_size
+            if known[1]:
+                self._exempt.add(address)
         return known[0], self._names[at + 2] << 8 | self._names[at + 3]
 
     def peer(self, index: int) -> tuple[str, int]:
